@@ -1,0 +1,45 @@
+# The two commands: `make run` (serve the demo on http://127.0.0.1:5000) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+
+.PHONY: run test lint typecheck worker bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP_RUN)
+
+run: $(STAMP_RUN)
+	$(BIN)/paygo db upgrade
+	$(BIN)/paygo demo --if-empty
+	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000
+
+test: $(STAMP_DEV)
+	$(BIN)/ruff check app tests bench migrations
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+worker: $(STAMP_RUN)
+	$(BIN)/paygo worker
+
+bench: $(STAMP_DEV)
+	$(BIN)/python bench/tokens.py
+
+clean:
+	rm -rf $(VENV) instance/*.sqlite3 .pytest_cache .mypy_cache .ruff_cache
+
+# Generate a migration from the models against a scratch SQLite database.
+migration: $(STAMP_DEV)
+	rm -f /tmp/paygo-migration.sqlite3
+	DATABASE_URL=sqlite:////tmp/paygo-migration.sqlite3 $(BIN)/paygo db upgrade
+	DATABASE_URL=sqlite:////tmp/paygo-migration.sqlite3 $(BIN)/python -m app.cli.revision "$(m)"
