@@ -55,7 +55,7 @@ def quote(*, plan: PaymentPlan, account: Account, amount: int, now: datetime,
           divider: int = 1) -> Quote:
     """Answer "what does this payment buy?" for an account, without changing anything."""
     if account.status == AccountStatus.PAID_OFF:
-        return _nothing(plan, account, amount, overpayment=amount)
+        return nothing(plan, account, amount, overpayment=amount)
     counted, overpayment = _split_at_total(plan, account, amount)
     paid_after = account.total_paid + counted
     deposit_before = min(account.total_paid, plan.deposit)
@@ -95,7 +95,7 @@ def _split_at_total(plan: PaymentPlan, account: Account, amount: int) -> tuple[i
     return min(amount, payable), max(0, amount - payable)
 
 
-def _nothing(plan: PaymentPlan, account: Account, amount: int, *, overpayment: int) -> Quote:
+def nothing(plan: PaymentPlan, account: Account, amount: int, *, overpayment: int) -> Quote:
     return Quote(amount=amount, currency=plan.currency, counted=0, overpayment=overpayment,
                  deposit_part=0, deposit_left=0, activates=False, below_minimum=False, steps=0,
                  days=0.0, remainder_after=account.remainder, pays_off=False,

@@ -8,9 +8,9 @@ from flask.cli import FlaskGroup
 
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
-    from app.cli import accounts, apikeys, db, demo, devices, messages, plans, worker
+    from app.cli import accounts, apikeys, db, demo, devices, messages, plans, tokens, worker
 
-    for module in (db, plans, devices, accounts, messages, apikeys, demo, worker):
+    for module in (db, plans, devices, accounts, tokens, messages, apikeys, demo, worker):
         for command in module.commands:
             app.cli.add_command(command)
 

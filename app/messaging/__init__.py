@@ -1,0 +1,1 @@
+"""Outbound messaging: the outbox, SMS providers, the dispatcher and scheduled reminders."""
