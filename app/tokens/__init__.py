@@ -1,0 +1,1 @@
+"""OpenPAYGO tokens: the fast pure codec (``codec``) and a device keypad simulator (``keypad``)."""
