@@ -36,7 +36,9 @@ def check_digit(digits: str) -> str:
 
 def is_valid(number: str) -> bool:
     """True when `number` is all digits and its last digit checks the rest."""
-    return len(number) >= 2 and number.isdigit() and check_digit(number) == "0"
+    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+    return (len(number) >= 2 and number.isascii() and number.isdigit()
+            and check_digit(number) == "0")
 
 
 def from_sequence(sequence: int) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
@@ -20,7 +21,9 @@ class Database:
         self.url = url
         self.engine = _make_engine(url, echo=echo)
         # rq forks a work horse per job: the child must not reuse the parent's sockets.
-        os.register_at_fork(after_in_child=self._after_fork)
+        # A weak reference, so the fork hook does not keep every engine ever built alive.
+        after_fork = weakref.WeakMethod(self._after_fork)
+        os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
 
     @property
     def dialect(self) -> str:
@@ -46,14 +49,16 @@ class Database:
 def _make_engine(url: str, *, echo: bool) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo)
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    # Hosting platforms hand out `postgres://`; we only ship the psycopg 3 driver.
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url.removeprefix(scheme)
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> Engine:
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
+    path = make_url(url).database
+    if path and path != ":memory:" and not path.startswith("file:"):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     engine = create_engine(url, echo=echo, poolclass=NullPool,
                            connect_args={"check_same_thread": False, "timeout": 30})

@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from app import accounts, devices, plans
 from app.crypto import KeyBox, new_device_key
+from app.errors import Conflict
 from app.models import PaymentPlan
 
 DEMO_PLAN = "Solar Home 80W"
@@ -21,10 +22,12 @@ _CUSTOMERS = (
 
 def load(*, session: Session, keys: KeyBox, if_empty: bool = False,
          default_country: str = "KE") -> list[str] | None:
-    """Create the demo data; None when `if_empty` and it is there already."""
-    if if_empty and session.exec(select(PaymentPlan).where(
-            PaymentPlan.name == DEMO_PLAN)).first():
-        return None
+    """Create the demo data; None when `if_empty` and it is there already (else Conflict)."""
+    if session.exec(select(PaymentPlan).where(PaymentPlan.name == DEMO_PLAN)).first():
+        if if_empty:
+            return None
+        raise Conflict(f"the demo data is loaded already (plan {DEMO_PLAN!r} exists); "
+                       "nothing was changed", plan=DEMO_PLAN)
     plan = plans.create_plan(session=session, name=DEMO_PLAN, currency="KES",
                              price_per_day=5000, deposit=100000, deposit_days=7,
                              min_payment=5000, total_price=1500000)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.crypto import KeyBox
-from app.errors import ImportFailed, InvalidInput, NotFound
+from app.errors import Conflict, ImportFailed, InvalidInput, NotFound
 from app.models import Device, DeviceStatus, utcnow
 
 FACTORY_HEADER = ("Serial Number", "Starting Code", "Key", "Count", "Time Divider",
@@ -19,6 +19,9 @@ FACTORY_HEADER = ("Serial Number", "Starting Code", "Key", "Count", "Time Divide
 #: Not in the factory format; written last so other tools can ignore it.
 EXTENDED_COLUMN = "Extended Token"
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+#: Cell values longer than this are not echoed in errors: a shifted row may put a key there.
+_ECHO_LIMIT = 12
+_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class DeviceRow:
     line: int
     serial: str
     starting_code: int
-    key_hex: str
+    key_hex: str = field(repr=False)
     count: int
     time_divider: int
     restricted: bool
@@ -91,20 +94,28 @@ def _parse_row(line: int, raw: dict[str, str | None]) -> DeviceRow:
     starting_code = _int(cell("Starting Code"), "starting code", 0, 999_999_999)
     count = _int(cell("Count") or "0", "count", 0, 10_000_000)
     divider = _int(cell("Time Divider") or "1", "time divider", 1, 1000)
+    test_code = cell("Test Code")
+    if test_code and not re.fullmatch(r"\d{1,20}", test_code):
+        raise ValueError(f"test code must be up to 20 digits (got {_shown(test_code)})")
     return DeviceRow(line=line, serial=serial, starting_code=starting_code,
                      key_hex=key.lower(), count=count, time_divider=divider,
                      restricted=_flag(cell("Restricted Digit Mode"), "restricted digit mode"),
                      hardware_model=cell("Hardware Model")[:80], version=cell("Version")[:40],
-                     test_code=cell("Test Code") or None,
+                     test_code=test_code or None,
                      extended=_flag(cell(EXTENDED_COLUMN), "extended token"))
 
 
+def _shown(text: str) -> str:
+    """Quote a bad cell for an error message, unless it is long enough to be a key."""
+    return repr(text) if len(text) <= _ECHO_LIMIT else f"{len(text)} characters"
+
+
 def _int(text: str, what: str, low: int, high: int) -> int:
-    if not re.fullmatch(r"\d+", text):
-        raise ValueError(f"{what} must be a whole number (got {text!r})")
+    if not re.fullmatch(r"[0-9]+", text):
+        raise ValueError(f"{what} must be a whole number (got {_shown(text)})")
     value = int(text)
     if not low <= value <= high:
-        raise ValueError(f"{what} must be between {low} and {high} (got {value})")
+        raise ValueError(f"{what} must be between {low} and {high} (got {_shown(text)})")
     return value
 
 
@@ -113,30 +124,45 @@ def _flag(text: str, what: str) -> bool:
         return False
     if text.lower() in {"1", "true", "yes"}:
         return True
-    raise ValueError(f"{what} must be 0 or 1 (got {text!r})")
+    raise ValueError(f"{what} must be 0 or 1 (got {_shown(text)})")
 
 
-def import_devices(*, session: Session, keys: KeyBox, rows: Iterable[DeviceRow]) -> ImportResult:
+def import_devices(*, session: Session, keys: KeyBox, rows: Iterable[DeviceRow],
+                   progress: Callable[[int], None] | None = None) -> ImportResult:
     """Create or update devices from parsed rows, all in the caller's transaction."""
     created = updated = unchanged = 0
     problems: list[tuple[int, str]] = []
-    for row in rows:
-        device = session.exec(select(Device).where(Device.serial == row.serial)).first()
-        if device is None:
-            session.add(_new_device(row, keys))
-            created += 1
-        elif keys.open(device.secret_key_encrypted) != row.key_hex:
-            problems.append((row.line, f"serial {row.serial} exists with a different key"))
-        elif _apply_row(device, row):
-            updated += 1
-        else:
-            unchanged += 1
+    rows = list(rows)
+    known: dict[str, Device] = {}
+    for start in range(0, len(rows), _BATCH):
+        batch = rows[start:start + _BATCH]
+        known.update(_existing(session, {row.serial for row in batch}))
+        for row in batch:
+            device = known.get(row.serial)
+            if device is None:
+                known[row.serial] = _new_device(row, keys)
+                session.add(known[row.serial])
+                created += 1
+            elif clash := _identity_clash(device, row, keys):
+                problems.append((row.line, f"serial {row.serial} exists with a different {clash}"))
+            elif _apply_row(device, row):
+                updated += 1
+            else:
+                unchanged += 1
+        if progress is not None:
+            progress(len(batch))
     if problems:
         summary = "; ".join(f"line {n}: {msg}" for n, msg in problems[:20])
         raise ImportFailed(f"{len(problems)} bad row(s), nothing imported: {summary}",
                            problems=problems)
     session.flush()
     return ImportResult(created=created, updated=updated, unchanged=unchanged)
+
+
+def _existing(session: Session, serials: set[str]) -> dict[str, Device]:
+    """The stored devices among these serials, fetched in one query."""
+    query = select(Device).where(col(Device.serial).in_(sorted(serials)))
+    return {device.serial: device for device in session.exec(query)}
 
 
 def _new_device(row: DeviceRow, keys: KeyBox) -> Device:
@@ -148,12 +174,23 @@ def _new_device(row: DeviceRow, keys: KeyBox) -> Device:
                   test_code=row.test_code)
 
 
+def _identity_clash(device: Device, row: DeviceRow, keys: KeyBox) -> str | None:
+    """Name what the row says differently about settings burnt into the box's firmware."""
+    # Changing any of these on a known device would make every later token unusable.
+    if keys.open(device.secret_key_encrypted) != row.key_hex:
+        return "key"
+    if device.starting_code != row.starting_code:
+        return "starting code"
+    if device.time_divider != row.time_divider:
+        return "time divider"
+    if device.restricted_digit_mode != row.restricted:
+        return "restricted digit mode"
+    return None
+
+
 def _apply_row(device: Device, row: DeviceRow) -> bool:
     """Bring a known device up to a file's row; a count never moves backwards."""
     changes = {
-        "starting_code": row.starting_code,
-        "time_divider": row.time_divider,
-        "restricted_digit_mode": row.restricted,
         "extended_tokens": row.extended or device.extended_tokens,
         "hardware_model": row.hardware_model or device.hardware_model,
         "firmware_version": row.version or device.firmware_version,
@@ -201,10 +238,10 @@ def add_device(*, session: Session, keys: KeyBox, serial: str, key_hex: str,
                              "1" if extended else "0"})
     except ValueError as exc:
         raise InvalidInput(str(exc), serial=serial) from None
-    result = import_devices(session=session, keys=keys, rows=[row])
-    if result.created != 1:
-        raise ImportFailed(f"device {serial} exists already", problems=[(0, serial)])
-    return get_device(session=session, serial=serial)
+    if _existing(session, {row.serial}):
+        raise Conflict(f"device {row.serial} exists already", serial=row.serial)
+    import_devices(session=session, keys=keys, rows=[row])
+    return get_device(session=session, serial=row.serial)
 
 
 __all__ = ["DeviceStatus", "FACTORY_HEADER", "DeviceRow", "ImportResult", "parse_factory_csv",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 from app.errors import InvalidInput
 
@@ -12,6 +13,8 @@ EXPONENTS: dict[str, int] = {
     "ZMW": 2, "MWK": 2, "MZN": 2, "CDF": 2, "XOF": 0, "XAF": 0, "SLE": 2, "LRD": 2,
     "USD": 2, "EUR": 2, "INR": 2, "MMK": 2, "PKR": 2, "BDT": 2, "ZAR": 2, "SSP": 2,
 }
+# Plain decimal notation only: "1e3", "NaN" or "1,0,0" are typos, not amounts.
+_AMOUNT = re.compile(r"-?(\d+|\d{1,3}(,\d{3})+)(\.\d+)?|-?\.\d+")
 
 
 def exponent(currency: str) -> int:
@@ -24,13 +27,16 @@ def exponent(currency: str) -> int:
 
 def to_minor(amount: str | int | Decimal, currency: str) -> int:
     """Parse a major-unit amount ("150", "1.00", "1,000.00") into integer minor units."""
-    text = str(amount).strip().replace(",", "") if not isinstance(amount, Decimal) else amount
-    try:
-        value = Decimal(text)
-    except (InvalidOperation, ValueError):
-        raise InvalidInput(f"not an amount: {amount!r}", amount=str(amount)) from None
-    if not value.is_finite():
-        raise InvalidInput(f"not an amount: {amount!r}", amount=str(amount))
+    if isinstance(amount, Decimal | int) and not isinstance(amount, bool):
+        value = Decimal(amount)
+        if not value.is_finite():
+            raise InvalidInput(f"not an amount: {amount!r}", amount=str(amount))
+    else:
+        text = str(amount).strip()
+        if not _AMOUNT.fullmatch(text):
+            raise InvalidInput(f"not an amount: {amount!r} (write it like 1500 or 1,500.50)",
+                               amount=str(amount))
+        value = Decimal(text.replace(",", ""))
     scaled = value.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
         raise InvalidInput(f"{amount} {currency} has more decimals than the currency allows",

@@ -12,15 +12,20 @@ from app.errors import InvalidInput
 def normalise(raw: str, default_country: str = "KE") -> str:
     """Return a number in E.164 (`+254711000001`), refusing what is not a valid number."""
     text = raw.strip()
-    if text.isdigit() and len(text) > 10:
-        text = "+" + text  # providers send international numbers without the plus
-    try:
-        number = phonenumbers.parse(text, default_country)
-    except phonenumbers.NumberParseException:
-        raise InvalidInput(f"not a phone number: {raw!r}", phone=raw) from None
-    if not phonenumbers.is_valid_number(number):
-        raise InvalidInput(f"not a valid phone number: {raw!r}", phone=raw)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    candidates = [text]
+    if text.isascii() and text.isdigit() and len(text) > 10 and not text.startswith("0"):
+        # Providers send international numbers without the plus; a leading 0 is a
+        # national trunk prefix (Nigeria's numbers are 11 digits with it).
+        candidates.insert(0, "+" + text)
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, default_country)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    raise InvalidInput(f"not a valid phone number: {raw[:40]!r}; write it as +254711000001 or "
+                       "in the national format", phone=raw)
 
 
 def try_normalise(raw: str | None, default_country: str = "KE") -> str | None:

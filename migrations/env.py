@@ -7,6 +7,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
+from sqlmodel.sql.sqltypes import AutoString
 
 import app.models  # noqa: F401 - registers the tables on SQLModel.metadata
 from app.db import Database
@@ -17,9 +18,12 @@ target_metadata = SQLModel.metadata
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
-    """Render our timestamp type as the plain SQLAlchemy type it stores."""
+    """Render our column types as the plain SQLAlchemy types they store."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    # AutoString is a VARCHAR; naming it keeps migrations free of SQLModel internals.
+    if type_ == "type" and isinstance(obj, AutoString):
+        return f"sa.String(length={obj.length})" if obj.length else "sa.String()"
     return False
 
 

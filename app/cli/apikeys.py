@@ -8,7 +8,7 @@ import click
 from flask.cli import with_appcontext
 
 from app import audit
-from app.cli.output import emit, json_option
+from app.cli.output import emit, handles_errors, json_option
 from app.crypto import hash_api_key
 from app.extensions import current_gateway
 from app.models import ApiKey
@@ -26,6 +26,7 @@ def apikeys_group() -> None:
 @click.option("--name", default="", help="Who or what the key is for.")
 @json_option
 @with_appcontext
+@handles_errors
 def create(role: str, name: str, as_json: bool) -> None:
     """Create a key and print it once."""
     raw = "pg_" + secrets.token_urlsafe(32)

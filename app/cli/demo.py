@@ -6,7 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from app import demo
-from app.cli.output import emit, json_option
+from app.cli.output import emit, handles_errors, json_option
 from app.extensions import current_gateway
 
 
@@ -14,6 +14,7 @@ from app.extensions import current_gateway
 @click.option("--if-empty", is_flag=True, help="Do nothing when the demo plan exists already.")
 @json_option
 @with_appcontext
+@handles_errors
 def demo_command(if_empty: bool, as_json: bool) -> None:
     """Load a demo plan, devices, customers and accounts."""
     gateway = current_gateway()

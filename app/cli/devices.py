@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlmodel import col, select
 from app import devices
 from app.cli.output import emit, fail, handles_errors, json_option
 from app.extensions import current_gateway
-from app.models import Device
+from app.models import Device, DeviceStatus
 
 
 @click.group("devices")
@@ -31,20 +32,14 @@ def import_(path: Path, as_json: bool) -> None:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        fail(f"{path} is not UTF-8 text")
+        fail(f"{path} is not UTF-8 text; save it as UTF-8 CSV and import it again")
     rows = devices.parse_factory_csv(text)
     gateway = current_gateway()
     with gateway.db.transaction() as session:
         if sys.stdout.isatty() and not as_json:
             with click.progressbar(length=len(rows), label="importing") as bar:
-                result = devices.ImportResult(0, 0, 0)
-                for start in range(0, len(rows), 100):
-                    chunk = devices.import_devices(session=session, keys=gateway.keys,
-                                                   rows=rows[start:start + 100])
-                    result = devices.ImportResult(result.created + chunk.created,
-                                                  result.updated + chunk.updated,
-                                                  result.unchanged + chunk.unchanged)
-                    bar.update(len(rows[start:start + 100]))
+                result = devices.import_devices(session=session, keys=gateway.keys, rows=rows,
+                                                progress=bar.update)
         else:
             result = devices.import_devices(session=session, keys=gateway.keys, rows=rows)
     data = {"created": result.created, "updated": result.updated,
@@ -57,21 +52,26 @@ def import_(path: Path, as_json: bool) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @json_option
 @with_appcontext
+@handles_errors
 def export(path: Path, as_json: bool) -> None:
     """Write every device with its current count, in the factory format (includes keys)."""
     gateway = current_gateway()
-    with gateway.db.session() as session, path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        count = -1
-        for count, row in enumerate(devices.export_devices(session=session, keys=gateway.keys)):
-            writer.writerow(row)
+    # Decrypt every key before touching the file, so a wrong master key leaves no half file.
+    with gateway.db.session() as session:
+        rows = list(devices.export_devices(session=session, keys=gateway.keys))
+    # The file holds every device key: readable by its owner only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(rows)
+    count = len(rows) - 1
     emit(as_json, {"exported": count, "path": str(path)}, f"{count} devices written to {path}")
 
 
 @devices_group.command("list")
-@click.option("--status", default=None)
+@click.option("--status", type=click.Choice([s.value for s in DeviceStatus]), default=None)
 @json_option
 @with_appcontext
+@handles_errors
 def list_(status: str | None, as_json: bool) -> None:
     """List devices (never their keys)."""
     with current_gateway().db.session() as session:
@@ -79,8 +79,8 @@ def list_(status: str | None, as_json: bool) -> None:
         if status:
             query = query.where(Device.status == status)
         rows = [d.model_dump(exclude={"secret_key_encrypted"}) for d in session.exec(query)]
-    emit(as_json, {"devices": rows},
-         *(f"{r['serial']}  {r['status']:<12} count {r['token_count']}" for r in rows))
+    lines = [f"{r['serial']}  {r['status']:<12} count {r['token_count']}" for r in rows]
+    emit(as_json, {"devices": rows}, *(lines or ["no devices"]))
 
 
 commands = [devices_group]

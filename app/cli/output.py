@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.errors import GatewayError, ImportFailed
 
@@ -46,5 +47,17 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             fail(f"{len(exc.problems)} bad row(s); nothing was imported")
         except GatewayError as exc:
             fail(exc.message)
+        except IntegrityError as exc:
+            fail(f"the database refused the change, nothing was written: {_orig(exc)}")
+        except DBAPIError as exc:
+            fail(f"database error: {_orig(exc)}; check DATABASE_URL and run `paygo db upgrade`")
+        except OSError as exc:
+            fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
 
     return wrapper
+
+
+def _orig(exc: DBAPIError) -> str:
+    # The driver's own message only: SQLAlchemy's text adds the statement and its
+    # parameters, which may hold sealed device keys.
+    return str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__

@@ -52,6 +52,7 @@ def create(name: str, currency: str, price_per_day: str, deposit: str, deposit_d
 @plans_group.command("list")
 @json_option
 @with_appcontext
+@handles_errors
 def list_(as_json: bool) -> None:
     """List payment plans."""
     with current_gateway().db.session() as session:
