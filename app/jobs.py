@@ -1,13 +1,15 @@
 """Background jobs: rq on Redis when REDIS_URL is set, inline otherwise.
 
 Jobs take ids, not objects, and are idempotent: each is enqueued under a job id derived
-from the work (`process-payment:17`), so enqueuing it twice is harmless.
+from the work (`process-payment-17`), so enqueuing it twice is harmless. rq 3 accepts only
+letters, digits, `_` and `-` in job ids; anything else is folded to `-` here, once.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 
 #: Backoff for transient failures: about 5 s, 30 s, 2 min, 10 min, 30 min, with jitter.
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800)
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
@@ -43,6 +46,7 @@ class JobQueue:
     def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str,
                 retries: int = 0, delay: timedelta | None = None) -> None:
         """Run `func(*args)` in the background once; a pending job with this id is kept."""
+        job_id = _UNSAFE_ID.sub("-", job_id)
         if self.queue is None:
             self._run_inline(func, args, job_id)
             return

@@ -1,1 +1,11 @@
-"""Outbound messaging: the outbox, SMS providers, the dispatcher and scheduled reminders."""
+"""Outbound messaging: the outbox, SMS providers, the dispatcher and scheduled reminders.
+
+- `outbox`: `queue_message` writes a row in the caller's transaction; nothing else to do.
+- `setup`: after that transaction commits, the rows are dispatched (rq job, or inline).
+- `dispatcher`: claim, send, record; unknown outcomes are reconciled, never resent blindly
+  (its docstring explains the exactly-once design and its residual risk).
+- `providers`: Africa's Talking, Twilio and the console behind one interface.
+- `jobs`: rq job functions, the sweep, and the periodic schedule.
+- `reminders`, `templates`, `quiet`, `sms`: reminder texts, quiet hours, SMS length.
+- `reports`, `web`: delivery reports in, and the daily chase of those that never came.
+"""
