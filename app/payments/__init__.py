@@ -1,0 +1,1 @@
+"""Mobile-money payments: provider callbacks in, the reconciler, suspense and statements."""

@@ -1,0 +1,128 @@
+"""Exactly once across crashes: kill the process between steps, run again, count once.
+
+A child process runs the real code with PAYGO_FAULT naming a point where app.faults kills
+it (os._exit, as an OOM kill or a power cut would). The job is then run again here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlmodel import Session, col, select
+
+from app.extensions import Gateway
+from app.models import Account, Device, OutboundMessage, Payment, PaymentStatus, Token, utcnow
+from app.payments.intake import store_notice
+from app.payments.notice import NoticeStatus, PaymentNotice
+from app.payments.tasks import process_payment
+from tests.conftest import TEST_SETTINGS
+from tests.factories import make_account
+from tests.payment_helpers import MpesaPaybill, count, fresh, payments
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+RUN_JOB = """
+import sys
+from app import create_app
+from app.payments.tasks import process_payment
+app = create_app()
+with app.app_context():
+    process_payment(int(sys.argv[1]))
+"""
+
+POST_CALLBACK = """
+import json, sys
+from app import create_app
+app = create_app()
+reply = app.test_client().post("/payments/mpesa/mpesa-token-123/confirmation",
+                               json=json.loads(sys.argv[1]))
+print(reply.status_code)
+"""
+
+
+def run_child(gateway: Gateway, tmp_path: Path, fault: str, script: str,
+              *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a fresh interpreter on this test's database, dying at `fault`."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(DATABASE_URL=gateway.settings.database_url, PAYGO_ENV="test",
+               PAYGO_MASTER_KEY=TEST_SETTINGS["master_key"],
+               SECRET_KEY=TEST_SETTINGS["secret_key"],
+               MPESA_CALLBACK_TOKEN=TEST_SETTINGS["mpesa_callback_token"],
+               PAYGO_INSTANCE_PATH=str(tmp_path), PAYGO_FAULT=fault, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", script, *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def received_payment(gateway: Gateway, account: Account) -> int:
+    with gateway.db.transaction() as session:
+        stored = store_notice(session=session, now=utcnow(), raw="{}", notice=PaymentNotice(
+            provider="mpesa", provider_txn_id="CRASH00001", status=NoticeStatus.PAID,
+            amount="150", currency="KES", reference=account.number, payer="254711000001"))
+    assert stored is not None
+    return stored.payment_id
+
+
+def totals(session: Session, payment_id: int) -> tuple[str, int, int, int, int]:
+    """(payment status, its tokens, its messages, money credited, device count)."""
+    # A first ADD_TIME code takes count 2 (ADD_TIME codes sit on even counts).
+    payment = fresh(session, Payment, payment_id)
+    tokens = count(session, Token, col(Token.payment_id) == payment_id)
+    messages = count(session, OutboundMessage,
+                     col(OutboundMessage.dedupe_key) == f"payment:{payment_id}")
+    account = fresh(session, Account, session.exec(select(Account.id)).one())
+    device = fresh(session, Device, account.device_id)
+    return payment.status, tokens, messages, account.total_paid, device.token_count
+
+
+@pytest.fixture
+def account(session: Session, gateway: Gateway) -> Account:
+    made = make_account(session, gateway, phone="+254711000001")
+    session.commit()
+    return made
+
+
+@pytest.mark.parametrize("fault", ["after_credit", "after_token", "after_message"])
+def test_worker_killed_mid_credit_leaves_nothing_and_a_rerun_credits_once(
+        app: Flask, gateway: Gateway, session: Session, account: Account, tmp_path: Path,
+        fault: str) -> None:
+    payment_id = received_payment(gateway, account)
+    child = run_child(gateway, tmp_path, fault, RUN_JOB, str(payment_id))
+    assert child.returncode == 137, child.stderr
+    assert totals(session, payment_id) == ("received", 0, 0, 0, 0)
+    for _ in range(2):
+        with app.app_context():
+            assert process_payment(payment_id) == "credited"
+        assert totals(session, payment_id) == ("credited", 1, 1, 15000, 2)
+
+
+def test_worker_killed_after_commit_is_not_credited_again(
+        app: Flask, gateway: Gateway, session: Session, account: Account,
+        tmp_path: Path) -> None:
+    payment_id = received_payment(gateway, account)
+    child = run_child(gateway, tmp_path, "payment_committed", RUN_JOB, str(payment_id))
+    assert child.returncode == 137, child.stderr
+    assert totals(session, payment_id) == ("credited", 1, 1, 15000, 2)
+    with app.app_context():
+        process_payment(payment_id)
+    assert totals(session, payment_id) == ("credited", 1, 1, 15000, 2)
+
+
+def test_web_process_killed_before_acknowledging_is_retried_by_the_provider_once(
+        app: Flask, gateway: Gateway, session: Session, account: Account, tmp_path: Path,
+        shared_dir: Path) -> None:
+    paybill = MpesaPaybill(app.test_client(), shared_dir)
+    body = paybill.body(account.number, receipt="CRASH00002")
+    child = run_child(gateway, tmp_path, "callback_stored", POST_CALLBACK,
+                      json.dumps(body))
+    assert child.returncode == 137 and child.stdout == "", child.stderr
+    [stored] = payments(session)
+    assert stored.status == PaymentStatus.RECEIVED  # durable before any acknowledgement
+    assert paybill.confirm(body).get_json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
+    assert totals(session, stored.id) == ("credited", 1, 1, 15000, 2)  # type: ignore[arg-type]
