@@ -173,13 +173,18 @@ class Periodic:
 
 
 def periodic_jobs(gateway: Gateway) -> list[Periodic]:
-    """The schedule: the sweep, hourly reminders, the daily delivery-report chase."""
+    """The schedule: the sweeps, hourly reminders, the daily delivery-report chase."""
+    from app.payments.tasks import sweep_payments_job
+
     sweep_every = gateway.settings.sms_sweep_interval_seconds
     return [
         Periodic("messages-sweep", sweep_job, timedelta(seconds=sweep_every)),
         Periodic("messages-reminders", reminders_job, timedelta(hours=1)),
         Periodic("messages-reconcile", daily_reconcile_job, timedelta(days=1),
                  cron="30 3 * * *"),
+        # Not messaging, but the same schedule runs it: a payment whose job was lost
+        # (Redis restarted, worker killed before it started) is picked up again.
+        Periodic("payments-sweep", sweep_payments_job, timedelta(minutes=2)),
     ]
 
 

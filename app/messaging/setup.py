@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from app.extensions import Gateway
 from app.messaging import jobs, outbox
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 #: id(engine) -> the gateway owning it: a session knows its engine, not its app.
 _GATEWAYS: dict[int, weakref.ref[Gateway]] = {}
 _LISTENING = threading.Lock()
+#: session.info key: ids committed, to dispatch once the connection is released.
+_READY = "paygo.outbox.ready"
 _listening = False
 
 
@@ -56,6 +58,7 @@ def _listen() -> None:
         if not _listening:
             event.listen(Session, "after_commit", _after_commit)
             event.listen(Session, "after_rollback", _after_rollback)
+            event.listen(Session, "after_transaction_end", _after_transaction_end)
             _listening = True
 
 
@@ -63,6 +66,16 @@ def _after_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint was released: the outer transaction may still roll back
     ids = outbox.take_new_ids(session)  # type: ignore[arg-type]
+    if ids:
+        session.info.setdefault(_READY, []).extend(ids)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    # Dispatch only once the committed transaction has given its connection back: an
+    # inline send opens its own, and holding both would drain the pool under load.
+    if transaction.parent is not None:
+        return
+    ids = session.info.pop(_READY, None)
     if not ids:
         return
     bind = session.get_bind()
