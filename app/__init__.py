@@ -36,14 +36,24 @@ def _with_instance(app: Flask, overrides: Mapping[str, Any] | None) -> dict[str,
 
 def register_extensions(app: Flask, settings: Any) -> None:
     from app import extensions
+    from app.messaging import setup as messaging
 
     extensions.init_app(app, settings)
+    # Sends outbox rows after their transaction commits (rq job, or inline without Redis).
+    messaging.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.conversations import web as conversations
+    from app.messaging import web as sms_reports
+    from app.payments import views as payments
     from app.web import health
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(payments.bp)
+    app.register_blueprint(sms_reports.bp)
+    # Loads and validates the flows: an invalid flow stops the app here.
+    conversations.init_app(app)
 
 
 def register_error_handlers(app: Flask) -> None:

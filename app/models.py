@@ -285,7 +285,7 @@ class UssdSession(SQLModel, table=True):
     session_id: str = Field(max_length=100, unique=True)
     phone: str = Field(max_length=20, index=True)
     service_code: str = Field(default="", max_length=40)
-    state: str = _text(nullable=True)  # JSON; None once ended
+    state: str | None = _text(nullable=True)  # JSON; None once ended
     hops: int = 0
     status: str | None = Field(default=None, max_length=20)
     duration_ms: int | None = None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+import phonenumbers
 
 from app.errors import ConfigurationError
 
@@ -70,6 +74,12 @@ class Settings:
     twilio_api_base_url: str | None = None
     quiet_hours_start: int = 20
     quiet_hours_end: int = 7
+    # Outbound SMS delivery: retries, reconciliation of unknown outcomes, the sweep.
+    sms_max_attempts: int = 10
+    sms_retry_base_seconds: float = 5.0
+    sms_retry_max_seconds: float = 1800.0
+    sms_reconcile_after_seconds: float = 300.0
+    sms_sweep_interval_seconds: float = 30.0
     # Payment callbacks: an unguessable path token per provider; unset means disabled (404).
     mpesa_callback_token: str | None = None
     mpesa_validation_enabled: bool = True
@@ -81,6 +91,7 @@ class Settings:
     ussd_session_ttl_seconds: int = 200
     lookup_lockout_failures: int = 3
     lookup_lockout_seconds: int = 3600
+    flows_dir: str = ""  # empty: the flows/ folder shipped with the gateway
     # Tokens
     token_drift_warning: int = 40
 
@@ -108,10 +119,10 @@ _ENV: dict[str, tuple[str, Any]] = {
     "PAYGO_INSTANCE_PATH": ("instance_path", str),
     "DISTRIBUTOR_NAME": ("distributor_name", str),
     "PAYBILL_NUMBER": ("paybill_number", str),
-    "DEFAULT_COUNTRY": ("default_country", str),
+    "DEFAULT_COUNTRY": ("default_country", str.upper),
     "DEFAULT_TIMEZONE": ("default_timezone", str),
     "DEFAULT_LANGUAGE": ("default_language", str),
-    "LOG_LEVEL": ("log_level", str),
+    "LOG_LEVEL": ("log_level", str.upper),
     "SMS_PROVIDER": ("sms_provider", str),
     "SMS_ROUTES": ("sms_routes", _routes),
     "SMS_MAX_PARTS": ("sms_max_parts", int),
@@ -127,6 +138,11 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TWILIO_API_BASE_URL": ("twilio_api_base_url", str),
     "QUIET_HOURS_START": ("quiet_hours_start", int),
     "QUIET_HOURS_END": ("quiet_hours_end", int),
+    "SMS_MAX_ATTEMPTS": ("sms_max_attempts", int),
+    "SMS_RETRY_BASE_SECONDS": ("sms_retry_base_seconds", float),
+    "SMS_RETRY_MAX_SECONDS": ("sms_retry_max_seconds", float),
+    "SMS_RECONCILE_AFTER_SECONDS": ("sms_reconcile_after_seconds", float),
+    "SMS_SWEEP_INTERVAL_SECONDS": ("sms_sweep_interval_seconds", float),
     "MPESA_CALLBACK_TOKEN": ("mpesa_callback_token", str),
     "MPESA_VALIDATION_ENABLED": ("mpesa_validation_enabled", _bool),
     "MTN_MOMO_CALLBACK_TOKEN": ("mtn_momo_callback_token", str),
@@ -136,6 +152,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "USSD_SESSION_TTL_SECONDS": ("ussd_session_ttl_seconds", int),
     "LOOKUP_LOCKOUT_FAILURES": ("lookup_lockout_failures", int),
     "LOOKUP_LOCKOUT_SECONDS": ("lookup_lockout_seconds", int),
+    "FLOWS_DIR": ("flows_dir", str),
     "TOKEN_DRIFT_WARNING": ("token_drift_warning", int),
 }
 
@@ -171,12 +188,48 @@ def validate(settings: Settings) -> None:
     if settings.sms_provider not in SMS_PROVIDERS:
         raise ConfigurationError(f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}",
                                  setting="SMS_PROVIDER")
-    if not (0 <= settings.quiet_hours_start <= 23 and 0 <= settings.quiet_hours_end <= 23):
-        raise ConfigurationError("quiet hours are hours of the day, 0-23",
-                                 setting="QUIET_HOURS_START")
+    for var, hour in (("QUIET_HOURS_START", settings.quiet_hours_start),
+                      ("QUIET_HOURS_END", settings.quiet_hours_end)):
+        if not 0 <= hour <= 23:
+            raise ConfigurationError(f"{var} must be an hour of the day, 0-23", setting=var)
+    _validate_locale(settings)
+    _validate_positive(settings)
     if settings.production:
         _enforce_non_default_secrets(settings)
     _require_provider_settings(settings)
+
+
+def _validate_locale(settings: Settings) -> None:
+    if not isinstance(logging.getLevelName(settings.log_level), int):
+        raise ConfigurationError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
+                                 setting="LOG_LEVEL")
+    if settings.default_country not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigurationError("DEFAULT_COUNTRY must be an ISO 3166 country code such as KE",
+                                 setting="DEFAULT_COUNTRY")
+    try:
+        zoneinfo.ZoneInfo(settings.default_timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError("DEFAULT_TIMEZONE must be an IANA zone such as Africa/Nairobi",
+                                 setting="DEFAULT_TIMEZONE") from None
+    if not settings.public_base_url.startswith(("http://", "https://")):
+        raise ConfigurationError("PUBLIC_BASE_URL must start with http:// or https://",
+                                 setting="PUBLIC_BASE_URL")
+
+
+def _validate_positive(settings: Settings) -> None:
+    for var, value in (("SMS_MAX_PARTS", settings.sms_max_parts),
+                       ("SMS_TIMEOUT_SECONDS", settings.sms_timeout_seconds),
+                       ("SMS_MAX_ATTEMPTS", settings.sms_max_attempts),
+                       ("SMS_RETRY_BASE_SECONDS", settings.sms_retry_base_seconds),
+                       ("SMS_RETRY_MAX_SECONDS", settings.sms_retry_max_seconds),
+                       ("SMS_RECONCILE_AFTER_SECONDS", settings.sms_reconcile_after_seconds),
+                       ("SMS_SWEEP_INTERVAL_SECONDS", settings.sms_sweep_interval_seconds),
+                       ("USSD_SESSION_TTL_SECONDS", settings.ussd_session_ttl_seconds),
+                       ("LOOKUP_LOCKOUT_FAILURES", settings.lookup_lockout_failures),
+                       ("LOOKUP_LOCKOUT_SECONDS", settings.lookup_lockout_seconds),
+                       ("TOKEN_DRIFT_WARNING", settings.token_drift_warning)):
+        if not value > 0:
+            raise ConfigurationError(f"{var} must be positive", setting=var)
 
 
 def _enforce_non_default_secrets(settings: Settings) -> None:

@@ -194,3 +194,8 @@ def session(gateway: Gateway) -> Iterator[Session]:
     with gateway.db.session() as s:
         yield s
         s.rollback()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-transcripts", action="store_true", default=False,
+                     help="rewrite the golden flow transcripts in tests/transcripts/")

@@ -136,7 +136,8 @@ def test_the_worker_schedules_the_sweep_reminders_and_reconciliation(
     assert at.bodies_to(KE) == ["found by the sweep"]
     assert gateway.redis is not None
     history = {key.decode() for key in gateway.redis.keys("rq:cron_job:*:jobs")}
-    assert history == {"rq:cron_job:messages-sweep:jobs", "rq:cron_job:messages-reminders:jobs"}
+    assert history == {"rq:cron_job:messages-sweep:jobs", "rq:cron_job:messages-reminders:jobs",
+                       "rq:cron_job:payments-sweep:jobs"}
 
 
 # -- a real `paygo worker` process ---------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Conversations: the flow engine and the USSD and SMS channels built on it."""
