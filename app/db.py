@@ -20,6 +20,9 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.engine = _make_engine(url, echo=echo)
+        # Write transactions take SQLite's write lock at BEGIN; plain sessions do not,
+        # so a long-lived reader never blocks the writers (PostgreSQL ignores the flag).
+        self._write_engine = self.engine.execution_options(paygo_write=True)
         # rq forks a work horse per job: the child must not reuse the parent's sockets.
         # A weak reference, so the fork hook does not keep every engine ever built alive.
         after_fork = weakref.WeakMethod(self._after_fork)
@@ -39,7 +42,7 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        with self.session() as session, session.begin():
+        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     def dispose(self) -> None:
@@ -75,8 +78,12 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # SQLite has no row locks: take the write lock at BEGIN so read-then-write
-        # sequences (the device count) are serialised instead of failing late.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # SQLite has no row locks: a write transaction takes the write lock at BEGIN so
+        # read-then-write sequences (the device count) are serialised instead of failing
+        # late; other sessions begin deferred and never hold the lock while reading.
+        if conn.get_execution_options().get("paygo_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
 
     return engine
