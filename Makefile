@@ -32,8 +32,13 @@ test: $(STAMP_DEV)
 worker: $(STAMP_RUN)
 	$(BIN)/paygo worker
 
+# Each prints a table, then one JSON line; payments and ussd start gunicorn, rq workers,
+# a private PostgreSQL database and a Redis db number on loopback, and stop them.
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/tokens.py
+	$(BIN)/python bench/messages.py
+	$(BIN)/python bench/ussd.py
+	$(BIN)/python bench/payments.py
 
 clean:
 	rm -rf $(VENV) instance/*.sqlite3 .pytest_cache .mypy_cache .ruff_cache
