@@ -29,6 +29,11 @@ class Database:
         os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
 
     @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine sessions of this database are bound to (reads, writes)."""
+        return (self.engine, self._write_engine)
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 

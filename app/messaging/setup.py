@@ -40,7 +40,8 @@ def init_app(app: Flask) -> None:
     gateway: Gateway = app.extensions["paygo"]
     for key in [k for k, ref in _GATEWAYS.items() if ref() is None]:
         _GATEWAYS.pop(key, None)  # apps gone (tests build many)
-    _GATEWAYS[id(gateway.db.engine)] = weakref.ref(gateway)
+    for engine in gateway.db.engines:
+        _GATEWAYS[id(engine)] = weakref.ref(gateway)
     _listen()
     if gateway.jobs.inline:
         started = threading.Event()
@@ -81,7 +82,7 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     bind = session.get_bind()
     ref = _GATEWAYS.get(id(bind))
     gateway = ref() if ref is not None else None
-    if gateway is None or gateway.db.engine is not bind:
+    if gateway is None or bind not in gateway.db.engines:
         log.warning("messages %s committed on an engine with no gateway: left to the sweep",
                     ids)
         return
