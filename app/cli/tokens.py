@@ -10,28 +10,44 @@ from flask.cli import with_appcontext
 from app import accounts
 from app.cli.output import emit, handles_errors, json_option
 from app.extensions import current_gateway
-from app.models import Account, PaymentPlan, Token, utcnow
+from app.models import Account, Device, PaymentPlan, Token, utcnow
 from app.money import format_minor, to_minor
 from app.tokens import operator
 from app.tokens.codec import TokenKind, format_code
-from app.tokens.issue import recent_tokens
+from app.tokens.issue import CreditResult, recent_tokens
+from app.tokens.receipts import days_text
 
 KINDS = {"add": TokenKind.ADD_TIME, "set": TokenKind.SET_TIME,
          "disable": TokenKind.DISABLE_PAYG, "sync": TokenKind.COUNTER_SYNC}
 
 
-def token_dict(token: Token) -> dict[str, Any]:
+def token_days(token: Token, divider: int) -> float:
+    """The days a token adds or sets (part days on a device with a time divider)."""
+    if token.type in (TokenKind.ADD_TIME, TokenKind.SET_TIME):
+        return token.value_raw / divider
+    return 0
+
+
+def token_dict(token: Token, divider: int = 1) -> dict[str, Any]:
+    """A stored token as plain data."""
     return {"token": token.code, "formatted": format_code(token.code), "count": token.count,
-            "type": token.type, "days": token.days, "reason": token.reason,
+            "type": token.type, "days": token_days(token, divider), "reason": token.reason,
             "created_at": token.created_at, "created_by": token.created_by,
             "payment_id": token.payment_id}
 
 
-def _summary(tokens: list[Token]) -> dict[str, Any]:
+def _summary(tokens: list[Token], divider: int) -> dict[str, Any]:
     """One object: the first code at the top level, every code under `tokens`."""
-    first = token_dict(tokens[0]) if tokens else {"token": None, "count": None}
-    return {**first, "days": sum(t.days for t in tokens),
-            "tokens": [token_dict(t) for t in tokens]}
+    first = token_dict(tokens[0], divider) if tokens else {"token": None, "count": None}
+    return {**first, "days": sum(token_days(t, divider) for t in tokens),
+            "tokens": [token_dict(t, divider) for t in tokens]}
+
+
+def _line(token: dict[str, Any]) -> str:
+    what = {TokenKind.DISABLE_PAYG: "unlocks the box for good",
+            TokenKind.COUNTER_SYNC: "resynchronises the count"}.get(
+        token["type"], f"{days_text(token['days'])} days")
+    return f"{token['formatted']}  ({token['type']}, {what}, count {token['count']})"
 
 
 @click.group("tokens")
@@ -58,14 +74,14 @@ def issue(number: str, kind: str, days: int | None, reason: str, actor: str,
         tokens = operator.operator_token(session=session, keys=gateway.keys, account=account,
                                          kind=KINDS[kind], days=days, reason=reason,
                                          actor=actor, now=utcnow())
-        data = _summary(tokens)
-    emit(as_json, data, *(f"{format_code(t['token'])}  ({t['type']}, {t['days']} days, "
-                          f"count {t['count']})" for t in data["tokens"]))
+        device = session.get(Device, account.device_id)
+        data = _summary(tokens, device.time_divider if device else 1)
+    emit(as_json, data, *(_line(t) for t in data["tokens"]))
 
 
 @tokens_group.command("list")
 @click.argument("number")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @json_option
 @with_appcontext
 @handles_errors
@@ -73,30 +89,34 @@ def list_(number: str, limit: int, as_json: bool) -> None:
     """Show an account's token history, newest first."""
     with current_gateway().db.session() as session:
         account = accounts.get_account(session=session, number=number)
-        rows = [token_dict(t) for t in recent_tokens(session=session,
-                                                     device_id=account.device_id, limit=limit)]
-    emit(as_json, {"account_number": number, "tokens": rows},
-         *(f"{r['created_at']:%Y-%m-%d %H:%M}  {r['formatted']:<24} {r['type']:<13} "
-           f"{r['days']:>4} days  count {r['count']}  {r['reason']}" for r in rows)
-         or ["no tokens yet"])
+        device = session.get(Device, account.device_id)
+        divider = device.time_divider if device else 1
+        rows = [token_dict(t, divider) for t in recent_tokens(
+            session=session, device_id=account.device_id, account_id=account.id,
+            limit=limit)]
+    lines = [f"{r['created_at']:%Y-%m-%d %H:%M}  {r['formatted']:<26} {r['type']:<13} "
+             f"{days_text(r['days']):>6} days  count {r['count']}  {r['reason']}" for r in rows]
+    emit(as_json, {"account_number": number, "tokens": rows}, *lines or ["no tokens yet"])
 
 
 @tokens_group.command("entered")
 @click.argument("number")
-@click.option("--count", type=int, default=None,
+@click.option("--count", type=click.IntRange(min=0), default=None,
               help="The count the box has reached (default: the newest token).")
+@click.option("--actor", default="cli", show_default=True, help="Who confirmed it.")
 @json_option
 @with_appcontext
 @handles_errors
-def entered(number: str, count: int | None, as_json: bool) -> None:
+def entered(number: str, count: int | None, actor: str, as_json: bool) -> None:
     """Record that the box has taken the tokens up to COUNT (clears the drift warning)."""
     with current_gateway().db.transaction() as session:
         account = accounts.get_account(session=session, number=number)
-        device = operator.confirm_entered(session=session, account=account, actor="cli",
+        device = operator.confirm_entered(session=session, account=account, actor=actor,
                                           count=count)
-        data = {"device": device.serial, "entered_count": device.entered_count}
+        data = {"device": device.serial, "entered_count": device.entered_count,
+                "token_count": device.token_count}
     emit(as_json, data, f"{data['device']} has taken tokens up to count "
-                        f"{data['entered_count']}")
+                        f"{data['entered_count']} (server count {data['token_count']})")
 
 
 @click.command("record")
@@ -114,20 +134,50 @@ def record_payment(number: str, amount: str, reference: str | None, actor: str,
     with gateway.db.transaction() as session:
         account: Account = accounts.get_account(session=session, number=number)
         plan = session.get(PaymentPlan, account.plan_id)
-        assert plan is not None
+        device = session.get(Device, account.device_id)
+        assert plan is not None and device is not None
         result = operator.record_manual_payment(
             session=session, keys=gateway.keys, account=account, actor=actor,
             amount=to_minor(amount, plan.currency), reference=reference, now=utcnow())
-        data = {**_summary(result.tokens), "payment_id": result.payment_id,
-                "days": result.quote.days, "credit_until": result.quote.credit_until,
+        data = {**_summary(result.tokens, device.time_divider),
+                "payment_id": result.payment_id, "days": result.quote.days,
+                "credit_until": result.quote.credit_until,
                 "already_credited": result.already_credited,
                 "remainder": result.quote.remainder_after,
+                "deposit_left": result.quote.deposit_left,
+                "below_minimum": result.quote.below_minimum,
+                "pays_off": result.quote.pays_off,
                 "overpayment": result.quote.overpayment, "message_id": result.message_id}
-        currency = plan.currency
-    lines = [f"{format_code(t['token'])}  ({t['days']} days, count {t['count']})"
-             for t in data["tokens"]] or [
-        f"no token: {format_minor(data['remainder'], currency)} kept for the next payment"]
-    emit(as_json, data, *lines)
+    emit(as_json, data, *(_line(t) for t in data["tokens"]),
+         _outcome(result, data, plan.currency))
+
+
+def _outcome(result: CreditResult, data: dict[str, Any], currency: str) -> str:
+    """One line saying what the payment did, after its codes."""
+    q = result.quote
+
+    def money(minor: int) -> str:
+        return format_minor(minor, currency)
+
+    if result.already_credited:
+        text = f"payment #{result.payment_id} was recorded before: nothing new credited"
+    elif q.pays_off:
+        text = "paid off: the box stays on for good"
+    elif q.counted == 0 and q.overpayment:
+        text = "the account is already paid off"
+    elif q.deposit_left:
+        text = f"no token yet: {money(q.deposit_left)} of the deposit still to pay"
+    elif q.below_minimum:
+        text = f"no token: below the minimum of {money(q.minimum)}, kept for the next payment"
+    elif q.steps:
+        text = f"{days_text(q.days)} days, credit until {data['credit_until']:%Y-%m-%d %H:%M}"
+    else:
+        text = "no token: not enough for a step of time"
+    if q.remainder_after and not result.already_credited:
+        text += f"; {money(q.remainder_after)} kept for the next payment"
+    if q.overpayment:
+        text += f"; {money(q.overpayment)} overpaid, to refund"
+    return text
 
 
 commands = [tokens_group]

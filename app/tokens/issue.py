@@ -8,7 +8,7 @@ the (device_id, count) unique constraint backs this up in the database itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -72,9 +72,9 @@ def plan_pieces(kind: TokenKind, steps: int, *, extended: bool) -> list[Piece]:
     limit = codec.MAX_EXTENDED_VALUE if extended else codec.MAX_STANDARD_VALUE
     if kind is TokenKind.SET_TIME:
         # SET_TIME is absolute: set the first piece, add the rest on top.
-        first = min(steps, limit)
+        first = _avoid_reserved(min(steps, limit), extended)
         rest = [Piece(TokenKind.ADD_TIME, v) for v in _chunks(steps - first, limit, extended)]
-        return [Piece(kind, _avoid_reserved(first, extended)), *rest]
+        return [Piece(kind, first), *rest]
     return [Piece(kind, v) for v in _chunks(steps, limit, extended)] or [Piece(kind, 0)]
 
 
@@ -138,10 +138,30 @@ def tokens_for_payment(*, session: Session, payment_id: int) -> list[Token]:
                              .order_by(col(Token.count))))
 
 
-def recent_tokens(*, session: Session, device_id: int, limit: int = 5) -> Sequence[Token]:
-    """The newest stored tokens of a device (resending reads these; it never issues)."""
-    return session.exec(select(Token).where(Token.device_id == device_id)
-                        .order_by(col(Token.count).desc()).limit(limit)).all()
+def recent_tokens(*, session: Session, device_id: int, limit: int = 5,
+                  account_id: int | None = None) -> Sequence[Token]:
+    """The newest stored tokens of a device (resending reads these; it never issues).
+
+    With `account_id`, only the codes issued for that account (a box taken back and sold
+    again keeps its count, but its new owner never sees the old owner's codes).
+    """
+    query = select(Token).where(Token.device_id == device_id)
+    if account_id is not None:
+        query = query.where(Token.account_id == account_id)
+    return session.exec(query.order_by(col(Token.count).desc()).limit(limit)).all()
+
+
+def box_problem(*, session: Session, account: Account, device: Device) -> str | None:
+    """Why codes for this account must not go to its box (None when they may)."""
+    if account.status in (AccountStatus.REPOSSESSED, AccountStatus.CLOSED):
+        return f"account {account.number} is {account.status}"
+    if device.status in (DeviceStatus.REPOSSESSED, DeviceStatus.IN_STOCK):
+        return f"its box {device.serial} is {device.status}"
+    newer = session.exec(select(Account.number).where(Account.device_id == device.id)
+                         .where(col(Account.id) > account.id)).first()
+    if newer is not None:
+        return f"its box {device.serial} now belongs to account {newer}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -184,7 +204,15 @@ def credit_payment(*, session: Session, keys: KeyBox, payment: Payment, account:
     if payment.currency != plan.currency:
         raise PaymentError(f"payment in {payment.currency} for a plan in {plan.currency}",
                            payment_id=payment.id)
+    if payment.amount <= 0:
+        raise PaymentError(f"payment #{payment.id} has no positive amount",
+                           payment_id=payment.id)
     device = lock_device(session=session, device_id=account.device_id)
+    problem = box_problem(session=session, account=account, device=device)
+    if problem:
+        # An operator decides: refund it, or credit it to the account now holding the box.
+        raise PaymentError(f"{problem}: its payments are not credited automatically",
+                           payment_id=payment.id, account=account.number)
     q = quote(plan=plan, account=account, amount=payment.amount, now=now,
               divider=device.time_divider)
     _apply_quote(account, device, q, now)
@@ -216,14 +244,20 @@ def _lock_payment(session: Session, payment: Payment) -> Payment:
 def _previous_result(session: Session, payment: Payment) -> CreditResult:
     account = session.get(Account, payment.account_id)
     plan = session.get(PaymentPlan, account.plan_id) if account else None
-    assert account is not None and plan is not None
+    device = session.get(Device, account.device_id) if account else None
+    assert account is not None and plan is not None and device is not None
     message = session.exec(select(OutboundMessage).where(
         OutboundMessage.dedupe_key == f"payment:{payment.id}")).first()
-    previous = nothing(plan, account, payment.amount, overpayment=0)
+    tokens = tokens_for_payment(session=session, payment_id=_id(payment.id))
+    # What the payment gave, read back from its codes (the account has moved on since).
+    steps = sum(t.value_raw for t in tokens
+                if t.type in (TokenKind.ADD_TIME, TokenKind.SET_TIME))
+    previous = replace(nothing(plan, account, payment.amount, overpayment=0), steps=steps,
+                       days=steps / device.time_divider,
+                       pays_off=any(t.type == TokenKind.DISABLE_PAYG for t in tokens))
     return CreditResult(payment_id=_id(payment.id), account_number=account.number,
                         quote=previous, message_id=message.id if message else None,
-                        tokens=tokens_for_payment(session=session, payment_id=_id(payment.id)),
-                        already_credited=True)
+                        tokens=tokens, already_credited=True)
 
 
 def _apply_quote(account: Account, device: Device, q: Quote, now: datetime) -> None:
@@ -231,7 +265,7 @@ def _apply_quote(account: Account, device: Device, q: Quote, now: datetime) -> N
     account.overpayment += q.overpayment
     account.remainder = q.remainder_after
     account.credit_until = q.credit_until
-    if q.steps and account.activated_at is None:
+    if (q.steps or q.activates) and account.activated_at is None:
         account.activated_at = now
     if q.activates or (q.steps and account.status == AccountStatus.ACTIVE):
         account.status = AccountStatus.ACTIVE
