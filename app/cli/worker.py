@@ -92,7 +92,7 @@ class AppWorker(Worker):
             scheduler.register_death()
 
 
-class AppSimpleWorker(AppWorker, SimpleWorker):
+class AppSimpleWorker(SimpleWorker, AppWorker):
     """The same worker running jobs in its own process: no fork and no new database
     connection per job, several times the throughput; a job that crashes the process
     takes the worker with it (the process manager restarts it, the sweeps re-enqueue)."""
