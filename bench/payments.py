@@ -6,9 +6,16 @@ suite's lock protocol), seeds accounts, starts gunicorn and `paygo worker` proce
 127.0.0.1, then posts 5,000 Daraja confirmations from many concurrent clients: 10% exact
 duplicates, 5% with a mistyped account number. It prints acknowledgements per second, the
 p50/p99 acknowledgement latency, the time until every payment has its token in the outbox,
-and the count check (payments, credits, tokens, messages; zero double credits). Loopback
+and the count check (payments, credits, tokens, messages; zero double credits). It also
+prints the CPU the web server, the workers and PostgreSQL spent per acknowledgement or
+payment, and the load average, so a run on a busy machine can still be read. Loopback
 only; bounded in count and time; everything it started is stopped. The last line is one
 JSON object with the figures.
+
+Settings (environment): BENCH_PAYMENTS, BENCH_CLIENTS, BENCH_RATE (posts a second across
+the clients, on a schedule; 0, the default, posts as fast as answers come back),
+BENCH_WEB_WORKERS x BENCH_WEB_THREADS, BENCH_RQ_WORKERS, BENCH_WORKER (no-fork or fork),
+BENCH_WORKER_NICE, BENCH_OUTBOX_DEADLINE.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ DUPLICATE_SHARE = 0.10
 TYPO_SHARE = 0.05
 ACCOUNTS = 1000
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "16"))
+# Posts a second across all clients (0: each client posts as fast as it is answered).
+RATE = float(os.environ.get("BENCH_RATE", "0"))
 WEB_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
 WEB_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "8"))
 RQ_WORKERS = int(os.environ.get("BENCH_RQ_WORKERS", "3"))
@@ -171,7 +180,7 @@ def environment(db_url: str, redis_url: str, instance: str) -> dict[str, str]:
 
 
 @contextmanager
-def services(env: dict[str, str], port: int) -> Iterator[None]:
+def services(env: dict[str, str], port: int) -> Iterator[list[int]]:
     """gunicorn and the rq workers, each in its own process group, stopped afterwards."""
     bin_dir = Path(sys.executable).parent
     commands = [[str(bin_dir / "gunicorn"), "--workers", str(WEB_WORKERS), "--threads",
@@ -185,10 +194,46 @@ def services(env: dict[str, str], port: int) -> Iterator[None]:
                  for i, c in enumerate(commands)]
     try:
         wait_healthy(port)
-        yield
+        yield [process.pid for process in processes]  # each the id of its process group
     finally:
         for process in processes:
             _stop(process)
+
+
+def _proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every process."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    yield int(entry), handle.read().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+
+
+def cpu_seconds(groups: list[int], database: str) -> dict[str, float]:
+    """CPU used so far by the web server, the workers (their reaped children included)
+    and the PostgreSQL backends serving the bench database."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"web": 0.0, "workers": 0.0, "postgres": 0.0}
+    for pid, fields in _proc_stats():
+        # fields[2] is the process group; [11:15] utime, stime, cutime, cstime in ticks.
+        seconds = sum(int(f) for f in fields[11:15]) / tick
+        if int(fields[2]) == groups[0]:
+            used["web"] += seconds
+        elif int(fields[2]) in groups[1:]:
+            used["workers"] += seconds
+        elif _is_backend_of(pid, database):
+            used["postgres"] += seconds
+    return used
+
+
+def _is_backend_of(pid: int, database: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return f" {database} ".encode() in handle.read()
+    except OSError:
+        return False
 
 
 def _lower_priority() -> None:
@@ -219,24 +264,29 @@ def wait_healthy(port: int) -> None:
 
 
 def post_all(port: int, bodies: list[dict[str, Any]]) -> tuple[list[float], int, float]:
-    """Post every body from CLIENTS clients; (latencies in ms, failures, wall seconds)."""
+    """Post every body from CLIENTS clients; (latencies in ms, failures, wall seconds).
+
+    With RATE set, the clients together post RATE a second on a fixed schedule, and each
+    latency runs from when the post was due, so a stall is not hidden by posting later.
+    """
     url = f"http://127.0.0.1:{port}/payments/mpesa/{TOKEN}/confirmation"
     chunks = [bodies[i::CLIENTS] for i in range(CLIENTS)]
+    start = time.perf_counter()
 
-    def client(chunk: list[dict[str, Any]]) -> tuple[list[float], int]:
+    def client(index: int) -> tuple[list[float], int]:
         latencies, failures = [], 0
         with requests.Session() as http:
-            for body in chunk:
-                start = time.perf_counter()
+            for n, body in enumerate(chunks[index]):
+                due = start + (n * CLIENTS + index) / RATE if RATE else time.perf_counter()
+                time.sleep(max(0.0, due - time.perf_counter()))
                 reply = http.post(url, json=body, timeout=30)
-                latencies.append((time.perf_counter() - start) * 1000)
+                latencies.append((time.perf_counter() - due) * 1000)
                 if reply.status_code != 200 or reply.json().get("ResultCode") != 0:
                     failures += 1
         return latencies, failures
 
-    start = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
-        results = list(pool.map(client, chunks))
+        results = list(pool.map(client, range(CLIENTS)))
     wall = time.perf_counter() - start
     return [ms for r in results for ms in r[0]], sum(r[1] for r in results), wall
 
@@ -266,8 +316,8 @@ def count_check(db_url: str, load: Load) -> dict[str, Any]:
     }
     with psycopg.connect(db_url, autocommit=True) as conn:
         found = {k: int(conn.execute(q).fetchone()[0]) for k, q in queries.items()}  # type: ignore[index]
-        rules = dict(conn.execute("SELECT match_rule, count(*) FROM payments "
-                                  "GROUP BY match_rule").fetchall())
+        rules: dict[Any, int] = dict(conn.execute("SELECT match_rule, count(*) FROM payments "
+                                                  "GROUP BY match_rule").fetchall())
     expected = {"payments": load.unique, "credited": load.unique, "tokens": load.unique,
                 "messages": load.unique, "double_credits": 0,
                 "money_credited": load.unique * int(AMOUNT) * 100}
@@ -281,37 +331,61 @@ def percentile(values: list[float], share: float) -> float:
 
 def main() -> None:
     rng = random.Random(20261120)
+    load_before = os.getloadavg()[0]
     with private_database() as db_url, private_redis() as redis_url, \
             tempfile.TemporaryDirectory() as instance:
         load = make_load(seed(db_url), rng)
-        port = free_port()
-        with services(environment(db_url, redis_url, instance), port):
+        port, database = free_port(), db_url.rsplit("/", 1)[1]
+        with services(environment(db_url, redis_url, instance), port) as groups:
+            idle = cpu_seconds(groups, database)
             started = time.perf_counter()
             latencies, failures, wall = post_all(port, load.bodies)
+            posted = cpu_seconds(groups, database)
             outbox_s = wait_for_outbox(db_url, load.unique, started)
+            done = cpu_seconds(groups, database)
+            load_during = os.getloadavg()[0]
         check = count_check(db_url, load)
     figures = {
         "posted": len(load.bodies), "unique": load.unique, "typos": load.typos,
-        "clients": CLIENTS, "web": f"{WEB_WORKERS}x{WEB_THREADS}",
+        "clients": CLIENTS, "rate": RATE or "max", "web": f"{WEB_WORKERS}x{WEB_THREADS}",
         "rq_workers": f"{RQ_WORKERS} {WORKER_KIND}", "worker_nice": WORKER_NICE,
         "ack_failures": failures,
         "acks_per_s": round(len(load.bodies) / wall, 1),
         "ack_p50_ms": round(percentile(latencies, 0.50), 2),
         "ack_p99_ms": round(percentile(latencies, 0.99), 2),
         "outbox_complete_s": None if outbox_s is None else round(outbox_s, 1),
+        # CPU per request and per payment: what the figures above cost, whatever the load.
+        "web_cpu_ms_per_ack": round(1000 * (posted["web"] - idle["web"]) / len(load.bodies), 2),
+        "worker_cpu_ms_per_payment": round(
+            1000 * (done["workers"] - idle["workers"]) / load.unique, 2),
+        "postgres_cpu_ms_per_payment": round(
+            1000 * (done["postgres"] - idle["postgres"]) / load.unique, 2),
+        "load_avg_1min": [round(load_before, 2), round(load_during, 2)],
         "counts_ok": check["ok"], "counts": check["found"], "rules": check["rules"],
     }
-    print(f"{'posted (10% duplicates, 5% typos)':<36}{figures['posted']:>10}")
-    print(f"{'concurrent clients':<36}{CLIENTS:>10}")
-    print(f"{'gunicorn workers x threads':<36}{figures['web']:>10}")
-    print(f"{'rq workers':<36}{figures['rq_workers']:>10}")
-    print(f"{'acknowledgements/s':<36}{figures['acks_per_s']:>10}")
-    print(f"{'ack latency p50 (ms)':<36}{figures['ack_p50_ms']:>10}")
-    print(f"{'ack latency p99 (ms)':<36}{figures['ack_p99_ms']:>10}")
-    print(f"{'every token in the outbox after (s)':<36}"
-          f"{figures['outbox_complete_s'] or f'> {OUTBOX_DEADLINE:.0f}':>10}")
+    report(figures, check)
+
+
+def report(figures: dict[str, Any], check: dict[str, Any]) -> None:
+    """The table, then the figures as one JSON line."""
+    rows = [("posted (10% duplicates, 5% typos)", figures["posted"]),
+            ("concurrent clients", figures["clients"]),
+            ("posting rate (/s)", figures["rate"]),
+            ("gunicorn workers x threads", figures["web"]),
+            ("rq workers", figures["rq_workers"]),
+            ("acknowledgements/s", figures["acks_per_s"]),
+            ("ack latency p50 (ms)", figures["ack_p50_ms"]),
+            ("ack latency p99 (ms)", figures["ack_p99_ms"]),
+            ("every token in the outbox after (s)",
+             figures["outbox_complete_s"] or f"> {OUTBOX_DEADLINE:.0f}"),
+            ("web CPU per ack (ms)", figures["web_cpu_ms_per_ack"]),
+            ("worker CPU per payment (ms)", figures["worker_cpu_ms_per_payment"]),
+            ("postgres CPU per payment (ms)", figures["postgres_cpu_ms_per_payment"]),
+            ("load average before, during", figures["load_avg_1min"])]
+    for label, value in rows:
+        print(f"{label:<36}{value!s:>14}")
     for key, value in check["found"].items():
-        print(f"{key:<36}{value:>10}   (expected {check['expected'][key]})")
+        print(f"{key:<36}{value:>14}   (expected {check['expected'][key]})")
     print(f"{'match rules':<36}{json.dumps(check['rules'])}")
     print(json.dumps(figures, sort_keys=True))
 

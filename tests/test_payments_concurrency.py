@@ -62,9 +62,7 @@ def test_twenty_simultaneous_copies_credit_once(app: Flask, session: Session,
 def test_simultaneous_payments_to_one_box_each_get_their_own_count(
         app: Flask, session: Session, gateway: Gateway, shared_dir: Path) -> None:
     account = open_account(session, gateway)
-    # Inline jobs hold two pooled connections each (the credit, then the SMS sent after
-    # its commit): eight threads stay inside the pool of twenty.
-    payers = 8
+    payers = COPIES
 
     def post(i: int) -> Any:
         return MpesaPaybill(app.test_client(), shared_dir).pay(

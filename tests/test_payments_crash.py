@@ -10,17 +10,21 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from rq import Queue
 from sqlmodel import Session, col, select
 
+from app.cli.worker import make_worker
 from app.extensions import Gateway
 from app.models import Account, Device, OutboundMessage, Payment, PaymentStatus, Token, utcnow
 from app.payments.intake import store_notice
 from app.payments.notice import NoticeStatus, PaymentNotice
-from app.payments.tasks import process_payment
+from app.payments.tasks import job_id, process_payment, sweep_payments
 from tests.conftest import TEST_SETTINGS
 from tests.factories import make_account
 from tests.payment_helpers import MpesaPaybill, count, fresh, payments
@@ -31,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_JOB = """
 import sys
 from app import create_app
-from app.payments.tasks import process_payment
+from app.payments.tasks import job_id, process_payment, sweep_payments
 app = create_app()
 with app.app_context():
     process_payment(int(sys.argv[1]))
@@ -47,10 +51,15 @@ print(reply.status_code)
 """
 
 
+RUN_WORKER = "from app.cli import main; main()"
+
+
 def run_child(gateway: Gateway, tmp_path: Path, fault: str, script: str,
               *args: str) -> subprocess.CompletedProcess[str]:
     """Run `script` in a fresh interpreter on this test's database, dying at `fault`."""
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    if gateway.settings.redis_url:
+        env["REDIS_URL"] = gateway.settings.redis_url
     env.update(DATABASE_URL=gateway.settings.database_url, PAYGO_ENV="test",
                PAYGO_MASTER_KEY=TEST_SETTINGS["master_key"],
                SECRET_KEY=TEST_SETTINGS["secret_key"],
@@ -126,3 +135,45 @@ def test_web_process_killed_before_acknowledging_is_retried_by_the_provider_once
     assert stored.status == PaymentStatus.RECEIVED  # durable before any acknowledgement
     assert paybill.confirm(body).get_json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
     assert totals(session, stored.id) == ("credited", 1, 1, 15000, 2)  # type: ignore[arg-type]
+
+
+def test_rq_worker_killed_mid_job_is_retried_by_rq_and_credits_once(
+        redis_app: Flask, session: Session, tmp_path: Path, shared_dir: Path) -> None:
+    gateway: Gateway = redis_app.extensions["paygo"]
+    made = make_account(session, gateway, phone="+254711000001")
+    session.commit()
+    paybill = MpesaPaybill(redis_app.test_client(), shared_dir)
+    assert paybill.pay(made.number, receipt="CRASH00003").status_code == 200
+    [stored] = payments(session)
+    assert stored.id is not None and stored.status == PaymentStatus.RECEIVED
+    # The Procfile's worker dies mid-credit: the process itself when it runs jobs in
+    # process (--no-fork), or the work horse it forked for the job.
+    child = run_child(gateway, tmp_path, "after_token", RUN_WORKER, "worker", "--burst",
+                      "--no-fork", "--no-periodic")
+    assert child.returncode in (0, 137), child.stderr
+    assert totals(session, stored.id) == ("received", 0, 0, 0, 0)
+    queue = gateway.jobs.queue
+    assert queue is not None
+    # A dead worker's job stays "started" until its heartbeat lapses; rq's registry
+    # cleanup then finds it abandoned and schedules its retry, as for a dead horse.
+    queue.started_job_registry.cleanup(timestamp=time.time() + 3600)
+    assert job_id(stored.id) in queue.scheduled_job_registry
+    # Meanwhile the payment sweep leaves the job to rq rather than queue a second one.
+    sweep_payments(gateway, stale_after=timedelta(0))
+    assert queue.count == 0
+    run_due_retries(queue)
+    make_worker(redis_app).work(burst=True)
+    assert totals(session, stored.id) == ("credited", 1, 1, 15000, 2)
+    with redis_app.app_context():
+        assert process_payment(stored.id) == "credited"
+    assert totals(session, stored.id) == ("credited", 1, 1, 15000, 2)
+
+
+def run_due_retries(queue: Queue) -> None:
+    """Queue the scheduled retries now, as rq's scheduler will once their backoff is over."""
+    registry = queue.scheduled_job_registry
+    for ident in registry.get_job_ids():
+        job = queue.fetch_job(ident)
+        assert job is not None
+        registry.remove(job)
+        queue.enqueue_job(job)

@@ -8,10 +8,12 @@ from sqlmodel import Session
 from app import accountnumbers
 from app.extensions import Gateway
 from app.models import Account, AccountStatus, Payment, PaymentStatus, utcnow
+from app.payments import matching
 from app.payments.intake import store_notice
 from app.payments.matching import normalise_reference, read_payer
 from app.payments.notice import NoticeStatus, PaymentNotice
-from app.payments.reconcile import reconcile_payment
+from app.payments.tasks import reconcile
+from app.phones import msisdn_digest
 from tests.factories import make_account, make_device, make_plan
 from tests.payment_helpers import account_numbered, digest, fresh, receipt_number
 
@@ -25,9 +27,7 @@ def pay(gateway: Gateway, reference: str | None, payer: str | None = None,
     with gateway.db.transaction() as session:
         stored = store_notice(session=session, notice=notice, raw="{}", now=utcnow())
         assert stored is not None
-    with gateway.db.transaction() as session:
-        reconcile_payment(session=session, keys=gateway.keys, payment_id=stored.payment_id,
-                          now=utcnow(), default_country="KE")
+    reconcile(gateway, stored.payment_id)
     with gateway.db.session() as session:
         payment = session.get(Payment, stored.payment_id)
         assert payment is not None
@@ -202,3 +202,29 @@ def test_payer_reading_keeps_what_is_known() -> None:
     assert read_payer(digest("254711000001"), "KE").fits("+254711000001")
     assert not read_payer(digest("254711000001"), "KE").fits("+254711000002")
     assert read_payer(None, "KE").fits("+254711000001")
+
+
+def test_hashed_payer_added_after_the_first_hashed_payment_is_still_matched(
+        session: Session, gateway: Gateway) -> None:
+    first = open_account(session, gateway, phone="+254711000001")
+    assert pay(gateway, "SOLAR", payer=digest("254711000001")).account_id == first.id
+    later = open_account(session, gateway, phone="+254722000002")
+    payment = pay(gateway, "SOLAR", payer=digest("254722000002"))
+    assert (payment.account_id, payment.match_rule) == (later.id, "payer_phone")
+
+
+def test_hashed_payer_lookup_does_not_hash_every_customer_on_every_payment(
+        session: Session, gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(6):
+        open_account(session, gateway, phone=f"+2547110000{i:02d}")
+    hashed: list[str] = []
+
+    def counting(e164: str) -> str:
+        hashed.append(e164)
+        return msisdn_digest(e164)
+
+    monkeypatch.setattr(matching, "msisdn_digest", counting)
+    for i in range(3):
+        assert pay(gateway, "SOLAR", payer=digest(f"2547110000{i:02d}")).status == "credited"
+    # Six numbers hashed once for the index, then only each payment's own candidate.
+    assert len(hashed) == 6 + 3

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from app.extensions import Gateway
@@ -82,6 +83,32 @@ def test_repeated_confirmation_is_acknowledged_each_time_and_credited_once(
     assert [r.get_json() for r in replies] == [ACCEPTED] * 3
     assert ledger(session) | {"audit": 0} == {"payments": 1, "tokens": 1, "messages": 1,
                                               "audit": 0}
+
+
+def test_acknowledging_costs_one_insert_and_leaves_the_crediting_to_the_job(
+        redis_app: Flask, session: Session, shared_dir: Path) -> None:
+    gateway: Gateway = redis_app.extensions["paygo"]
+    account = account_numbered(session, gateway, "10000018", phone="+254711000001")
+    paybill = MpesaPaybill(redis_app.test_client(), shared_dir)
+    body = paybill.body(account.number)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's own transaction start
+            statements.append(" ".join(statement.split()[:3]))
+
+    event.listen(gateway.db.engine, "before_cursor_execute", seen)
+    try:
+        assert paybill.confirm(body).get_json() == ACCEPTED
+        first = list(statements)
+        statements.clear()
+        assert paybill.confirm(body).get_json() == ACCEPTED
+    finally:
+        event.remove(gateway.db.engine, "before_cursor_execute", seen)
+    assert first == ["INSERT INTO payments"]
+    assert statements == ["INSERT INTO payments", "SELECT payments.id, payments.status"]
+    assert gateway.jobs.queue is not None and gateway.jobs.queue.count == 1
+    assert payments(session)[0].status == PaymentStatus.RECEIVED
 
 
 @pytest.mark.parametrize("amount, minor", [("150", 15000), ("1.00", 100), ("1,000.50", 100050),
@@ -229,6 +256,7 @@ def test_validation_stores_nothing(paybill: MpesaPaybill, session: Session,
 # STK push results ---------------------------------------------------------------------
 
 def _stk_request(session: Session, account: Account, checkout: str) -> None:
+    assert account.id is not None
     session.add(StkRequest(checkout_request_id=checkout, account_id=account.id,
                            phone="+254711000001", amount=15000))
     session.commit()
@@ -251,10 +279,11 @@ def test_stk_result_and_c2b_confirmation_of_one_payment_credit_once(
         paybill: MpesaPaybill, session: Session, wanjiku: Account, shared_dir: Path,
         stk_first: bool) -> None:
     _stk_request(session, wanjiku, "ws_CO_191220191020363925")
-    calls = [lambda: paybill.stk_result(sample(shared_dir, "mpesa_stk_callback_ok.json")),
-             lambda: paybill.pay("10000018", receipt="NLJ7RT61SV")]
-    for call in calls if stk_first else calls[::-1]:
-        assert call().get_json() == ACCEPTED
+    stk = sample(shared_dir, "mpesa_stk_callback_ok.json")
+    c2b = paybill.body("10000018", receipt="NLJ7RT61SV")
+    calls = [(paybill.stk_result, stk), (paybill.confirm, c2b)]
+    for post, body in calls if stk_first else calls[::-1]:
+        assert post(body).get_json() == ACCEPTED
     assert ledger(session) | {"audit": 0} == {"payments": 1, "tokens": 1, "messages": 1,
                                               "audit": 0}
 

@@ -136,6 +136,19 @@ def test_reversal_gives_back_no_more_than_the_payment_left(
     assert (after.total_paid, after.remainder) == (0, 0)
 
 
+def test_reversing_a_payment_that_bought_no_time_sends_the_box_nothing(
+        runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill,
+        account: Account) -> None:
+    paybill.pay(account.number, "30")  # less than a day: kept as remainder, no code
+    [payment] = payments(session)
+    assert count(session, Token) == 0 and fresh(session, Account, account.id).remainder == 3000
+    done = cli(runner, "reverse", str(payment.id), "--reason", "wrong PayBill")
+    assert done["tokens"] == [] and done["days_removed"] == 0
+    after = fresh(session, Account, account.id)
+    assert (after.total_paid, after.remainder) == (0, 0)
+    assert count(session, Token) == 0 and count(session, OutboundMessage) == 1  # the receipt
+
+
 def test_reversing_the_paying_off_payment_puts_the_box_back_on_payg(
         runner: FlaskCliRunner, session: Session, gateway: Gateway,
         paybill: MpesaPaybill) -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Insert
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app import audit
+from app.db import Database
 from app.errors import InvalidInput
 from app.models import Account, Payment, PaymentStatus, StkRequest
 from app.money import to_minor
@@ -23,6 +26,8 @@ from app.payments.notice import NoticeStatus, PaymentNotice
 
 #: The amount column is a 32-bit integer of minor units.
 MAX_AMOUNT = 2**31 - 1
+#: How much of an unreadable callback's body the audit line keeps.
+MAX_AUDITED_BODY = 8192
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,19 @@ class Stored:
     status: str
 
 
+def store_callback(*, db: Database, notice: PaymentNotice, raw: str,
+                   now: datetime) -> Stored | None:
+    """Store one callback durably, in its own transaction, before it is acknowledged."""
+    with db.session() as session:
+        if db.dialect == "postgresql":
+            # One INSERT is its own transaction: in autocommit it is on disk when it
+            # returns, without the BEGIN and COMMIT round trips.
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        stored = store_notice(session=session, notice=notice, raw=raw, now=now)
+        session.commit()
+    return stored
+
+
 def store_notice(*, session: Session, notice: PaymentNotice, raw: str,
                  now: datetime) -> Stored | None:
     """Store a payment notice once; None for notices with nothing to credit (audited)."""
@@ -43,41 +61,45 @@ def store_notice(*, session: Session, notice: PaymentNotice, raw: str,
                      target_id=notice.provider_txn_id, reason=notice.reason, raw=raw)
         return None
     values = _row_values(session, notice, raw, now)
-    table = Payment.__table__  # type: ignore[attr-defined]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    inserted = session.execute(
-        dialect.insert(table).values(**values)
-        .on_conflict_do_nothing(index_elements=["provider", "provider_txn_id"])
-        .returning(table.c.id)).scalar()
+    inserted = session.execute(_insert(session.get_bind().dialect.name), values).scalar()
     if inserted is not None:
         return Stored(payment_id=inserted, created=True, status=values["status"])
-    existing = session.exec(select(Payment).where(Payment.provider == notice.provider)
-                            .where(Payment.provider_txn_id == notice.provider_txn_id)).one()
-    assert existing.id is not None
-    return Stored(payment_id=existing.id, created=False, status=existing.status)
+    # A copy: read back only what the caller needs, never the stored payload.
+    ident, status = session.exec(
+        select(Payment.id, Payment.status).where(Payment.provider == notice.provider)
+        .where(Payment.provider_txn_id == notice.provider_txn_id)).one()
+    assert ident is not None
+    return Stored(payment_id=ident, created=False, status=status)
+
+
+@cache
+def _insert(dialect_name: str) -> Insert:
+    """`INSERT ... ON CONFLICT DO NOTHING RETURNING id`, built once and compiled once."""
+    table = Payment.__table__  # type: ignore[attr-defined]
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement: Insert = (dialect.insert(table)
+                         .on_conflict_do_nothing(index_elements=["provider", "provider_txn_id"])
+                         .returning(table.c.id))
+    return statement
 
 
 def _row_values(session: Session, notice: PaymentNotice, raw: str,
                 now: datetime) -> dict[str, Any]:
-    request = _stk_request(session, notice.request_id)
-    amount, status, reason = _amount(notice, request)
-    reference = notice.reference
-    if reference is None and request is not None:
-        # An STK push carries the account as its AccountReference; the result does not.
-        reference = session.exec(select(Account.number)
-                                 .where(Account.id == request.account_id)).first()
+    amount_fallback, account_number = _stk_request(session, notice.request_id)
+    amount, status, reason = _amount(notice, amount_fallback)
     return {"provider": notice.provider, "provider_txn_id": notice.provider_txn_id,
             "amount": amount, "currency": notice.currency[:3], "payer": notice.payer,
-            "payer_name": notice.payer_name, "reference": reference, "raw": raw,
-            "status": status, "status_reason": reason, "paid_at": notice.paid_at,
+            "payer_name": notice.payer_name,
+            # An STK push carries the account as its AccountReference; the result does not.
+            "reference": notice.reference if notice.reference is not None else account_number,
+            "raw": raw, "status": status, "status_reason": reason, "paid_at": notice.paid_at,
             "received_at": now}
 
 
-def _amount(notice: PaymentNotice, request: StkRequest | None) -> tuple[int, str, str | None]:
+def _amount(notice: PaymentNotice, fallback: int) -> tuple[int, str, str | None]:
     """(minor units, status, reason): a failed notice keeps its reason, whatever the amount."""
     if notice.status is NoticeStatus.FAILED:
         minor = _parse(notice) if notice.amount is not None else None
-        fallback = request.amount if request is not None else 0
         return (minor if isinstance(minor, int) else fallback, PaymentStatus.FAILED,
                 (notice.reason or "failed")[:300])
     parsed = _parse(notice)
@@ -103,11 +125,15 @@ def _parse(notice: PaymentNotice) -> int | str:
     return minor
 
 
-def _stk_request(session: Session, request_id: str | None) -> StkRequest | None:
+def _stk_request(session: Session, request_id: str | None) -> tuple[int, str | None]:
+    """(amount asked, account number) of the STK push a result answers; (0, None) if none."""
     if request_id is None:
-        return None
-    return session.exec(select(StkRequest)
-                        .where(StkRequest.checkout_request_id == request_id)).first()
+        return 0, None
+    found = session.exec(
+        select(StkRequest.amount, Account.number)
+        .join(Account, col(Account.id) == col(StkRequest.account_id))
+        .where(StkRequest.checkout_request_id == request_id)).first()
+    return (found[0], found[1]) if found is not None else (0, None)
 
 
 def record_refusal(*, session: Session, provider: str, event: str, reason: str,
@@ -116,3 +142,11 @@ def record_refusal(*, session: Session, provider: str, event: str, reason: str,
     audit.record(session=session, actor=f"provider:{provider}", action="payment.refused",
                  target_type="callback", target_id=event or provider, reason=reason,
                  remote_addr=remote_addr)
+
+
+def record_unreadable(*, session: Session, provider: str, event: str, reason: str,
+                      raw: str) -> None:
+    """Audit an authenticated callback we could not read, with (the start of) its body."""
+    audit.record(session=session, actor=f"provider:{provider}", action="payment.unreadable",
+                 target_type="callback", target_id=event or provider, reason=reason,
+                 raw=raw[:MAX_AUDITED_BODY])

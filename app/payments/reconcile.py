@@ -43,9 +43,18 @@ def lock_payment(*, session: Session, payment_id: int) -> Payment:
     return payment
 
 
+class NotCreditable(PaymentError):
+    """A payment matched to an account that cannot take it automatically (another
+    currency, a box now held by someone else): it goes to the suspense queue."""
+
+
 def reconcile_payment(*, session: Session, keys: KeyBox, payment_id: int, now: datetime,
                       default_country: str) -> Outcome:
-    """Match and credit a received payment, or put it in suspense; a no-op once done."""
+    """Match and credit a received payment, or put it in suspense; a no-op once done.
+
+    Raises NotCreditable when the match cannot be credited: the caller rolls back and
+    suspends the payment with `suspend_payment` in a new transaction.
+    """
     payment = lock_payment(session=session, payment_id=payment_id)
     if payment.status != PaymentStatus.RECEIVED:
         return _outcome(session, payment)
@@ -53,13 +62,21 @@ def reconcile_payment(*, session: Session, keys: KeyBox, payment_id: int, now: d
     if isinstance(found, NoMatch):
         return _suspend(session, payment, found.reason)
     try:
-        with session.begin_nested():
-            credit(session=session, keys=keys, payment=payment, match=found, now=now)
+        result = credit(session=session, keys=keys, payment=payment, match=found, now=now)
     except PaymentError as exc:
-        # Matched but not creditable (another currency, say): an operator decides.
-        return _suspend(session, payment, f"matched account {found.account.number} "
-                                          f"({found.rule}) but {exc.message}")
-    return _outcome(session, payment)
+        raise NotCreditable(f"matched account {found.account.number} ({found.rule}) but "
+                            f"{exc.message}", payment_id=payment_id) from exc
+    return Outcome(payment_id=result.payment_id, status=PaymentStatus.CREDITED,
+                   account_number=result.account_number, rule=found.rule,
+                   message_id=result.message_id)
+
+
+def suspend_payment(*, session: Session, payment_id: int, reason: str) -> Outcome:
+    """Put a payment still waiting to be reconciled in the suspense queue, with why."""
+    payment = lock_payment(session=session, payment_id=payment_id)
+    if payment.status != PaymentStatus.RECEIVED:
+        return _outcome(session, payment)
+    return _suspend(session, payment, reason)
 
 
 def credit(*, session: Session, keys: KeyBox, payment: Payment, match: Match, now: datetime,

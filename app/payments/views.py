@@ -8,6 +8,8 @@ a crash at any point leaves either nothing (the provider retries) or a stored pa
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -41,14 +43,14 @@ def callback(slug: str, token: str, event: str) -> ResponseReturnValue:
         return refused
     try:
         body = request.get_data()
-        parsed = provider.read(event, body, current_gateway().settings)
     except RequestEntityTooLarge:
         return render(provider.error(event, 413, "the body is too large"))
+    try:
+        parsed = provider.read(event, body, current_gateway().settings)
     except GatewayError as exc:
         if exc.status_code == 403:
             return refuse(provider, event, exc.message)
-        log.warning("%s %s callback refused: %s", slug, event, exc.message)
-        return render(provider.error(event, exc.status_code, exc.message))
+        return unreadable(provider, event, exc.message, body)
     try:
         if isinstance(parsed, ValidationQuery):
             return validate(provider, parsed)
@@ -74,11 +76,10 @@ def guard(provider: Provider, event: str, token: str) -> ResponseReturnValue | N
 def receive(notice: PaymentNotice, raw: str) -> None:
     """Commit the payment, then queue its reconciliation."""
     gateway = current_gateway()
-    with gateway.db.transaction() as session:
-        stored = intake.store_notice(session=session, notice=notice, raw=raw, now=utcnow())
+    stored = intake.store_callback(db=gateway.db, notice=notice, raw=raw, now=utcnow())
     faults.point("callback_stored")
     if stored is not None and stored.status == PaymentStatus.RECEIVED:
-        enqueue_payment(gateway, stored.payment_id)
+        enqueue_payment(gateway, stored.payment_id, new=stored.created)
 
 
 def validate(provider: Provider, query: ValidationQuery) -> ResponseReturnValue:
@@ -94,10 +95,27 @@ def validate(provider: Provider, query: ValidationQuery) -> ResponseReturnValue:
 def refuse(provider: Provider, event: str, reason: str) -> ResponseReturnValue:
     """403 for a callback that failed authentication; only an audit line is kept."""
     log.warning("%s callback refused from %s: %s", provider.slug, request.remote_addr, reason)
-    with current_gateway().db.transaction() as session:
-        intake.record_refusal(session=session, provider=provider.name, event=event,
-                              reason=reason, remote_addr=request.remote_addr)
+    _audit(intake.record_refusal, provider=provider.name, event=event, reason=reason,
+           remote_addr=request.remote_addr)
     return render(provider.error(event, 403, "forbidden"))
+
+
+def unreadable(provider: Provider, event: str, reason: str,
+               body: bytes) -> ResponseReturnValue:
+    """400 for an authenticated callback we cannot read; its body is kept for an operator."""
+    log.warning("%s %s callback refused: %s", provider.slug, event, reason)
+    _audit(intake.record_unreadable, provider=provider.name, event=event, reason=reason,
+           raw=body.decode("utf-8", errors="replace"))
+    return render(provider.error(event, 400, reason))
+
+
+def _audit(write: Callable[..., None], **detail: Any) -> None:
+    # The reply is the same whether or not the audit line could be written.
+    try:
+        with current_gateway().db.transaction() as session:
+            write(session=session, **detail)
+    except SQLAlchemyError:
+        log.exception("audit line for a refused callback not written: %s", detail["reason"])
 
 
 def render(reply: Reply) -> ResponseReturnValue:

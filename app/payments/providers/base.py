@@ -91,28 +91,40 @@ def load_object(body: bytes) -> dict[str, Any]:
 
 
 def obj(data: Mapping[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:
-    """A nested object field ({} when missing and optional)."""
+    """A nested object field; an optional one that is missing or not an object reads as {}."""
     value = data.get(key)
-    if value is None and not required:
-        return {}
-    if not isinstance(value, dict):
+    if isinstance(value, dict):
+        return value
+    if required:
         raise InvalidInput(f"{key} must be a JSON object", field=key)
-    return value
+    return {}
 
 
 def text(data: Mapping[str, Any], key: str, *, max_len: int = 120) -> str | None:
-    """A scalar field as clean text, cut to `max_len`; None when missing or empty."""
+    """A descriptive field as clean text, cut to `max_len`; None when missing or empty.
+
+    A value of the wrong type (a list for a name) also reads as None: a stray field must
+    not cost the customer the payment, and the raw payload keeps what was sent.
+    """
     value = data.get(key)
-    if value is None:
+    if value is None or isinstance(value, bool) or not isinstance(value,
+                                                                  str | int | float | Decimal):
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
-        raise InvalidInput(f"{key} must be a string or a number", field=key)
     return clean(str(value))[:max_len] or None
+
+
+def required_text(data: Mapping[str, Any], key: str, *, max_len: int = 120) -> str | None:
+    """A field the notice cannot be read without: a wrong type is refused, not ignored."""
+    value = data.get(key)
+    if value is not None and (isinstance(value, bool)
+                              or not isinstance(value, str | int | Decimal)):
+        raise InvalidInput(f"{key} must be a string or a number", field=key)
+    return text(data, key, max_len=max_len)
 
 
 def txn_id(data: Mapping[str, Any], key: str, *, prefix: str = "") -> str | None:
     """A provider transaction id: never cut (a cut id could collide with another)."""
-    value = text(data, key, max_len=10_000)
+    value = required_text(data, key, max_len=10_000)
     if value is not None and len(prefix + value) > MAX_TXN_ID:
         raise InvalidInput(f"{key} is longer than {MAX_TXN_ID - len(prefix)} characters",
                            field=key)

@@ -19,6 +19,7 @@ from app.payments.providers.base import (
     amount_text,
     load_object,
     obj,
+    required_text,
     text,
     txn_id,
 )
@@ -80,10 +81,10 @@ def _c2b_notice(data: dict[str, Any]) -> PaymentNotice:
 
 def _stk_notice(data: dict[str, Any]) -> PaymentNotice:
     result = obj(obj(data, "Body", required=True), "stkCallback", required=True)
-    checkout = text(result, "CheckoutRequestID", max_len=80)
+    checkout = required_text(result, "CheckoutRequestID", max_len=80)
     if checkout is None:
         raise InvalidInput("CheckoutRequestID is missing", field="CheckoutRequestID")
-    code = text(result, "ResultCode")
+    code = required_text(result, "ResultCode")
     if code is None:
         raise InvalidInput("ResultCode is missing", field="ResultCode")
     if code != "0":
