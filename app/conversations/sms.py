@@ -14,9 +14,9 @@ from werkzeug.datastructures import MultiDict
 
 from app.conversations import service
 from app.conversations.web import current_conversations
-from app.errors import InvalidInput
 from app.extensions import current_gateway
 from app.phones import normalise
+from app.web.forms import required_field
 
 bp = Blueprint("sms_commands", __name__)
 
@@ -27,7 +27,7 @@ def africastalking() -> ResponseReturnValue:
     form = request.form
     answer = service.answer_sms(
         current_conversations(), phone=_phone(form, "from"), text=form.get("text", ""),
-        provider="africastalking", provider_message_id=_field(form, "id", 100))
+        provider="africastalking", provider_message_id=required_field(form, "id", 100))
     return jsonify(status="repeated" if answer.repeated else "queued",
                    message_id=answer.message_id)
 
@@ -40,7 +40,7 @@ def twilio() -> ResponseReturnValue:
     form = request.form
     answer = service.answer_sms(
         current_conversations(), phone=_phone(form, "From"), text=form.get("Body", ""),
-        provider="twilio", provider_message_id=_field(form, "MessageSid", 100),
+        provider="twilio", provider_message_id=required_field(form, "MessageSid", 100),
         sent_by_provider=True)
     twiml = MessagingResponse()
     if not answer.repeated:  # a replay must not make Twilio send the reply again
@@ -61,13 +61,6 @@ def _signed_by_twilio() -> bool:
 
 
 def _phone(form: MultiDict[str, str], name: str) -> str:
-    return normalise(_field(form, name, 40), current_gateway().settings.default_country)
+    return normalise(required_field(form, name, 40), current_gateway().settings.default_country)
 
 
-def _field(form: MultiDict[str, str], name: str, limit: int) -> str:
-    value = form.get(name, "").strip()
-    if not value:
-        raise InvalidInput(f"{name} is required", field=name)
-    if len(value) > limit:
-        raise InvalidInput(f"{name} is longer than {limit} characters", field=name)
-    return value

@@ -20,6 +20,7 @@ from app.conversations.web import current_conversations
 from app.errors import InvalidInput
 from app.extensions import current_gateway
 from app.phones import normalise
+from app.web.forms import required_field
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ussd", __name__)
@@ -44,12 +45,12 @@ def africastalking() -> ResponseReturnValue:
 
 
 def _hop(form: MultiDict[str, str], country: str) -> service.UssdHop:
-    session_id = _field(form, "sessionId", 100)
+    session_id = required_field(form, "sessionId", 100)
     text = form.get("text", "")
     if len(text) > MAX_TEXT:
         raise InvalidInput("text is too long")
     return service.UssdHop(session_id=session_id, text=text,
-                           phone=_normalise(_field(form, "phoneNumber", 40), country),
+                           phone=_normalise(required_field(form, "phoneNumber", 40), country),
                            service_code=form.get("serviceCode", "")[:40])
 
 
@@ -65,13 +66,14 @@ def events() -> ResponseReturnValue:
     """Store an end-of-session notification with its session."""
     gateway = current_gateway()
     form = request.form
-    status = _field(form, "status", 20)
+    status = required_field(form, "status", 20)
     if status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", status=status)
     with gateway.db.transaction() as session:
         row = record_session_end(
-            session=session, session_id=_field(form, "sessionId", 100), status=status,
-            phone=normalise(_field(form, "phoneNumber", 40), gateway.settings.default_country),
+            session=session, session_id=required_field(form, "sessionId", 100), status=status,
+            phone=normalise(required_field(form, "phoneNumber", 40),
+                            gateway.settings.default_country),
             service_code=form.get("serviceCode", "")[:40],
             hops=_count(form, "hopsCount"), duration_ms=_count(form, "durationInMillis"),
             error=form.get("errorMessage") or None,
@@ -80,13 +82,6 @@ def events() -> ResponseReturnValue:
     return jsonify(stored=stored)
 
 
-def _field(form: MultiDict[str, str], name: str, limit: int) -> str:
-    value = form.get(name, "").strip()
-    if not value:
-        raise InvalidInput(f"{name} is required", field=name)
-    if len(value) > limit:
-        raise InvalidInput(f"{name} is longer than {limit} characters", field=name)
-    return value
 
 
 def _count(form: MultiDict[str, str], name: str) -> int:
