@@ -17,6 +17,7 @@ import contextlib
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 ACTIONS = frozenset({"ok", "down", "slow", "hang", "hold", "drop"})
 
 
-class LoopbackServer:
+class LoopbackServer(ABC):
     """Runs a provider stand-in in a thread; use as a context manager."""
 
     def __init__(self) -> None:
@@ -98,8 +99,9 @@ class LoopbackServer:
             self.release.wait(30)
 
     # -- provider-specific --------------------------------------------------------------
+    @abstractmethod
     def handle(self, request: Request) -> Reply:
-        raise NotImplementedError
+        """Answer one request in the provider's format."""
 
 
 class Request:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,16 +45,16 @@ class OutcomeUnknown(ProviderError):
         super().__init__(message, permanent=False, reason=reason)
 
 
-class SmsProvider:
+class SmsProvider(ABC):
     """Send an SMS, and (where the provider allows) look a message up afterwards."""
 
     name = "base"
     #: True when `lookup` returning None proves the provider never took the message.
     authoritative_lookup = False
 
+    @abstractmethod
     def send(self, *, message_id: int, recipient: str, body: str) -> Accepted:
         """Hand one message to the provider."""
-        raise NotImplementedError
 
     def lookup(self, *, message_id: int, recipient: str, body: str,
                since: datetime) -> Accepted | None:
