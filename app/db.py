@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import SessionTransaction
 from sqlalchemy.pool import NullPool
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine, select
+
+#: session.info key: (model, primary key) of the rows locked in the open transaction.
+_LOCKED = "paygo.locked"
+M = TypeVar("M", bound=SQLModel)
 
 
 class Database:
@@ -54,6 +62,38 @@ class Database:
         self.engine.dispose()
 
 
+def lock_row(session: Session, model: type[M], ident: int) -> M | None:
+    """Load a row locked (FOR UPDATE on PostgreSQL) until the transaction ends.
+
+    A row this transaction has already locked is returned from the session without a
+    second round trip: the reconciler, the crediting and the token issuing each lock the
+    rows they write, and the lock is held by the transaction, not by the statement.
+    """
+    locked: set[tuple[type[SQLModel], int]] = session.info.setdefault(_LOCKED, set())
+    if (model, ident) in locked:
+        held = session.get(model, ident)  # in the identity map: no SQL
+        if held is not None:
+            return held
+    key = model.__table__.primary_key.columns[0]  # type: ignore[attr-defined]
+    row = session.exec(select(model).where(key == ident).with_for_update()
+                       .execution_options(populate_existing=True)).first()
+    if row is not None:
+        locked.add((model, ident))
+    return row
+
+
+def note_locked(session: Session, model: type[SQLModel], ident: int) -> None:
+    """Record a row the caller locked itself (a claim with SKIP LOCKED), for `lock_row`."""
+    session.info.setdefault(_LOCKED, set()).add((model, ident))
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _forget_locks(session: OrmSession, transaction: SessionTransaction) -> None:
+    # Row locks end with the outermost transaction; a savepoint's end keeps them.
+    if transaction.parent is None:
+        session.info.pop(_LOCKED, None)
+
+
 def _make_engine(url: str, *, echo: bool) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo)
@@ -61,7 +101,43 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
     for scheme in ("postgresql://", "postgres://"):
         if url.startswith(scheme):
             url = "postgresql+psycopg://" + url.removeprefix(scheme)
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=10)
+    _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled connection unused this long is pinged before it is handed out again.
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it has sat idle for a while.
+
+    SQLAlchemy's `pool_pre_ping` costs a round trip on every checkout, which is one in
+    every payment acknowledgement. A connection in steady use is known to be alive; one
+    that idled may have been closed by the server or a restart, so it is pinged, and
+    replaced if the ping fails. (A server restart within the idle window still fails the
+    first statement; SQLAlchemy then invalidates the whole pool and the caller answers
+    with a retryable error, which providers act on.)
+    """
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if dbapi_conn.closed:
+            raise DisconnectionError("the connection was closed")
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # any failure: the pool discards it and connects anew
+            raise DisconnectionError(f"the connection failed a ping: {exc}") from exc
+
+
+_IDLE_SINCE = "paygo.idle_since"
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> Engine:

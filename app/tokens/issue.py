@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from sqlalchemy import true
 from sqlmodel import Session, col, select
 
 from app import faults
 from app.credit import Quote, nothing, quote
 from app.crypto import KeyBox
+from app.db import lock_row
 from app.errors import PaymentError, TokenError
 from app.messaging.outbox import queue_message
 from app.models import (
@@ -48,8 +50,7 @@ class Piece:
 
 def lock_device(*, session: Session, device_id: int) -> Device:
     """Load a device with its row locked (PostgreSQL) for the rest of the transaction."""
-    device = session.exec(select(Device).where(Device.id == device_id).with_for_update()
-                          .execution_options(populate_existing=True)).first()
+    device = lock_row(session, Device, device_id)
     if device is None:
         raise TokenError(f"no device #{device_id}", device_id=device_id)
     return device
@@ -178,8 +179,7 @@ class CreditResult:
 
 def lock_account(*, session: Session, account_id: int) -> Account:
     """Load an account with its row locked for the rest of the transaction."""
-    account = session.exec(select(Account).where(Account.id == account_id).with_for_update()
-                           .execution_options(populate_existing=True)).first()
+    account = lock_row(session, Account, account_id)
     if account is None:
         raise PaymentError(f"no account #{account_id}", account_id=account_id)
     return account
@@ -198,9 +198,7 @@ def credit_payment(*, session: Session, keys: KeyBox, payment: Payment, account:
         raise PaymentError(f"payment #{payment.id} is {payment.status}; it cannot be credited",
                            payment_id=payment.id)
     account = lock_account(session=session, account_id=_id(account.id))
-    plan = session.get(PaymentPlan, account.plan_id)
-    customer = session.get(Customer, account.customer_id)
-    assert plan is not None and customer is not None
+    plan, customer = _plan_and_customer(session, account)
     if payment.currency != plan.currency:
         raise PaymentError(f"payment in {payment.currency} for a plan in {plan.currency}",
                            payment_id=payment.id)
@@ -234,11 +232,18 @@ def credit_payment(*, session: Session, keys: KeyBox, payment: Payment, account:
 
 
 def _lock_payment(session: Session, payment: Payment) -> Payment:
-    locked = session.exec(select(Payment).where(Payment.id == payment.id).with_for_update()
-                          .execution_options(populate_existing=True)).first()
+    locked = lock_row(session, Payment, _id(payment.id))
     if locked is None:
         raise PaymentError(f"no payment #{payment.id}", payment_id=payment.id)
     return locked
+
+
+def _plan_and_customer(session: Session, account: Account) -> tuple[PaymentPlan, Customer]:
+    """An account's plan and customer, both read in one round trip."""
+    found = session.exec(select(PaymentPlan, Customer).join(Customer, true())
+                         .where(PaymentPlan.id == account.plan_id)
+                         .where(Customer.id == account.customer_id)).one()
+    return found[0], found[1]
 
 
 def _previous_result(session: Session, payment: Payment) -> CreditResult:

@@ -1,0 +1,83 @@
+"""The database layer: connections that died while idle, and row locks held per transaction."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy import event, text
+from sqlmodel import Session
+
+from app import db as db_module
+from app.db import Database, lock_row
+from app.extensions import Gateway
+from app.models import Account
+from tests import factories
+from tests.conftest import PG_ADMIN
+
+
+def _backend_pid(database: Database) -> int:
+    with database.engine.connect() as conn:
+        pid: int = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    return pid
+
+
+def _terminate(pid: int) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+@pytest.fixture
+def pg_database(database_url: str) -> Database:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("server connections: PostgreSQL only")
+    database = Database(database_url)
+    yield database  # type: ignore[misc]
+    database.dispose()
+
+
+def test_a_pooled_connection_killed_while_idle_is_replaced_before_use(
+        pg_database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _backend_pid(pg_database)
+    _terminate(first)  # the server restarted, or an idle timeout closed it
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)  # it has idled long enough
+    with pg_database.transaction() as session:
+        assert session.execute(text("SELECT 1")).scalar_one() == 1
+    assert _backend_pid(pg_database) != first
+
+
+def test_a_connection_in_steady_use_is_not_pinged(pg_database: Database) -> None:
+    statements: list[str] = []
+    _backend_pid(pg_database)  # one pooled connection, just checked in
+    event.listen(pg_database.engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+    pings: list[object] = []
+    original = pg_database.engine.dialect.do_ping
+    pg_database.engine.dialect.do_ping = lambda conn: pings.append(conn) or original(conn)  # type: ignore[method-assign]
+    try:
+        with pg_database.transaction() as session:
+            session.execute(text("SELECT 2"))
+    finally:
+        pg_database.engine.dialect.do_ping = original  # type: ignore[method-assign]
+    assert pings == [] and statements == ["SELECT 2"]
+
+
+def test_a_row_is_locked_once_per_transaction_and_again_in_the_next(
+        gateway: Gateway, session: Session) -> None:
+    account_id = factories.make_account(session, gateway).id
+    session.commit()
+    assert account_id is not None
+    statements: list[str] = []
+    event.listen(gateway.db.engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+
+    def locking() -> int:
+        return len([s for s in statements if s.startswith("SELECT accounts")])
+
+    with gateway.db.transaction() as tx:
+        first = lock_row(tx, Account, account_id)
+        assert lock_row(tx, Account, account_id) is first is not None
+    assert locking() == 1
+    with gateway.db.transaction() as tx:  # a new transaction holds no lock yet
+        assert lock_row(tx, Account, account_id) is not None
+        assert lock_row(tx, Account, 10**9) is None
+    assert locking() == 3
