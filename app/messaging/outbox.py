@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, or_, select
 
 from app.models import MessageStatus, OutboundMessage
 
 #: session.info key holding the ids written in the session's current transaction.
 NEW_IDS = "paygo.outbox.new"
+#: session.info key: a callable that marks each new row claimed for sending by the
+#: writer itself (see dispatcher.ClaimOnWrite); such rows are listed under NEW_CLAIMED.
+CLAIM_ON_WRITE = "paygo.outbox.claim-on-write"
+NEW_CLAIMED = "paygo.outbox.new-claimed"
 #: States an operator may send again by hand.
 RETRYABLE = (MessageStatus.FAILED, MessageStatus.UNDELIVERABLE)
 
@@ -24,24 +29,41 @@ def queue_message(*, session: Session, recipient: str, body: str, kind: str = "r
                   dedupe_key: str | None = None, account_id: int | None = None,
                   payment_id: int | None = None) -> OutboundMessage:
     """Write one outbound SMS in the caller's transaction (once per dedupe key)."""
-    if dedupe_key is not None:
-        existing = session.exec(select(OutboundMessage)
-                                .where(OutboundMessage.dedupe_key == dedupe_key)).first()
-        if existing is not None:
-            return existing
     message = OutboundMessage(recipient=recipient, body=body, kind=kind, dedupe_key=dedupe_key,
                               account_id=account_id, payment_id=payment_id)
-    try:
-        with session.begin_nested():
-            session.add(message)
-            session.flush()
-    except IntegrityError:
-        # A concurrent writer stored the same dedupe key first: theirs is the message.
-        found = session.exec(select(OutboundMessage)
-                             .where(OutboundMessage.dedupe_key == dedupe_key)).one()
-        return found
+    claim = session.info.get(CLAIM_ON_WRITE)
+    claimed = claim is not None and claim(message)
+    if dedupe_key is None:
+        session.add(message)
+        session.flush()
+    else:
+        # One statement whether or not the key is taken: no look-up first, no savepoint,
+        # and a concurrent writer of the same key simply leaves us nothing to insert.
+        inserted = session.scalars(
+            _insert_once(session.get_bind().dialect.name)
+            .values({c.key: getattr(message, c.key) for c in _COLUMNS})
+            .returning(OutboundMessage)).first()
+        if inserted is None:  # already written: theirs is the message
+            return session.exec(select(OutboundMessage)
+                                .where(OutboundMessage.dedupe_key == dedupe_key)).one()
+        message = inserted
+    if claimed:
+        session.info.setdefault(NEW_CLAIMED, []).append(message)
     session.info.setdefault(NEW_IDS, set()).add(message.id)
     return message
+
+
+#: Every column but the id, which the database assigns.
+_COLUMNS = [c for c in OutboundMessage.__table__.columns  # type: ignore[attr-defined]
+            if c.key != "id"]
+
+
+def _insert_once(dialect_name: str) -> Insert:
+    """`INSERT ... ON CONFLICT (dedupe_key) DO NOTHING` for this database."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement: Insert = dialect.insert(OutboundMessage).on_conflict_do_nothing(
+        index_elements=["dedupe_key"])
+    return statement
 
 
 def is_new(session: Session, message: OutboundMessage) -> bool:
@@ -49,9 +71,18 @@ def is_new(session: Session, message: OutboundMessage) -> bool:
     return message.id in session.info.get(NEW_IDS, ())
 
 
-def take_new_ids(session: Session) -> list[int]:
-    """Remove and return the ids written since the last commit or rollback."""
-    return sorted(session.info.pop(NEW_IDS, set()))
+def take_new_ids(session: Session) -> tuple[list[int], list[OutboundMessage]]:
+    """Remove and return what was written since the last commit or rollback: the ids of
+    rows to hand to the dispatcher, and the rows their writer claimed to send itself."""
+    claimed: list[OutboundMessage] = session.info.pop(NEW_CLAIMED, [])
+    own = {m.id for m in claimed}
+    return sorted(i for i in session.info.pop(NEW_IDS, set()) if i not in own), claimed
+
+
+def forget_new(session: Session) -> None:
+    """Forget the rows written in a transaction that rolled back."""
+    session.info.pop(NEW_IDS, None)
+    session.info.pop(NEW_CLAIMED, None)
 
 
 def due(*, session: Session, now: datetime, limit: int = 500) -> list[tuple[int, int]]:

@@ -66,9 +66,11 @@ def _listen() -> None:
 def _after_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint was released: the outer transaction may still roll back
-    ids = outbox.take_new_ids(session)  # type: ignore[arg-type]
-    if ids:
-        session.info.setdefault(_READY, []).extend(ids)
+    ids, claimed = outbox.take_new_ids(session)  # type: ignore[arg-type]
+    if ids or claimed:
+        ready = session.info.setdefault(_READY, ([], []))
+        ready[0].extend(ids)
+        ready[1].extend(claimed)
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
@@ -76,9 +78,10 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     # inline send opens its own, and holding both would drain the pool under load.
     if transaction.parent is not None:
         return
-    ids = session.info.pop(_READY, None)
-    if not ids:
+    ready = session.info.pop(_READY, None)
+    if not ready:
         return
+    ids, claimed = ready
     bind = session.get_bind()
     ref = _GATEWAYS.get(id(bind))
     gateway = ref() if ref is not None else None
@@ -87,14 +90,16 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
                     ids)
         return
     try:
+        jobs.send_claimed(gateway, claimed)
         jobs.dispatch_pending(gateway, ids)
     except Exception:  # the commit has happened: never turn it into an error
-        log.exception("dispatching messages %s failed; the sweep will send them", ids)
+        log.exception("dispatching messages %s failed; the sweep will send them",
+                      ids + [m.id for m in claimed])
 
 
 def _after_rollback(session: Session) -> None:
     if not session.in_nested_transaction():  # a savepoint's rollback leaves the rest
-        session.info.pop(outbox.NEW_IDS, None)
+        outbox.forget_new(session)  # type: ignore[arg-type]
 
 
 class Sweeper(threading.Thread):
