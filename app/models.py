@@ -161,7 +161,12 @@ class Account(SQLModel, table=True):
 class Payment(SQLModel, table=True):
     __tablename__ = "payments"
     __table_args__ = (sa.UniqueConstraint("provider", "provider_txn_id",
-                                          name="uq_payments_provider_txn"),)
+                                          name="uq_payments_provider_txn"),
+                      # The payments waiting to be reconciled, in order: a drain claims
+                      # the first without walking past every credited payment before it.
+                      sa.Index("ix_payments_waiting", "id",
+                               postgresql_where=sa.text("status = 'received'"),
+                               sqlite_where=sa.text("status = 'received'")))
 
     id: int | None = Field(default=None, primary_key=True)
     provider: str = Field(max_length=20)

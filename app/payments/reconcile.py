@@ -8,14 +8,17 @@ receipt SMS are written by `credit_payment` in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import literal_column
 from sqlmodel import Session, col, select
 
 from app import audit
 from app.accounts import get_account
 from app.crypto import KeyBox
+from app.db import lock_row, note_locked
 from app.errors import Conflict, NotFound, PaymentError
 from app.models import Account, OutboundMessage, Payment, PaymentStatus
 from app.payments.matching import Match, NoMatch, match_payment
@@ -36,8 +39,7 @@ class Outcome:
 
 def lock_payment(*, session: Session, payment_id: int) -> Payment:
     """Load a payment with its row locked for the rest of the transaction."""
-    payment = session.exec(select(Payment).where(Payment.id == payment_id).with_for_update()
-                           .execution_options(populate_existing=True)).first()
+    payment = lock_row(session, Payment, payment_id)
     if payment is None:
         raise NotFound(f"no payment #{payment_id}", payment_id=payment_id)
     return payment
@@ -131,6 +133,27 @@ def waiting_payment_ids(*, session: Session, received_before: datetime,
         select(Payment.id).where(Payment.status == PaymentStatus.RECEIVED)
         .where(col(Payment.received_at) < received_before)
         .order_by(col(Payment.id)).limit(limit)) if i is not None]
+
+
+def claim_waiting_payment(*, session: Session, skip: Collection[int] = ()) -> int | None:
+    """Lock the oldest payment waiting to be reconciled that no one else holds.
+
+    `FOR UPDATE SKIP LOCKED` on PostgreSQL: concurrent drains each take a different
+    payment without waiting for one another. (SQLite's write transaction is already
+    exclusive.) `skip`: payments this caller has given up on for now.
+    """
+    # The status as a literal, so the planner matches the partial index ix_payments_waiting
+    # even in a prepared (generic) plan.
+    query = select(Payment).where(col(Payment.status) == literal_column("'received'"))
+    if skip:
+        query = query.where(col(Payment.id).not_in(list(skip)))
+    payment = session.exec(query.order_by(col(Payment.id)).limit(1)
+                           .with_for_update(skip_locked=True)
+                           .execution_options(populate_existing=True)).first()
+    if payment is None or payment.id is None:
+        return None
+    note_locked(session, Payment, payment.id)
+    return payment.id
 
 
 def _suspend(session: Session, payment: Payment, reason: str) -> Outcome:

@@ -1,12 +1,22 @@
-"""Payment jobs: reconcile one stored payment; re-enqueue the ones whose job never ran.
+"""Payment jobs: drain the payments waiting to be reconciled; sweep up any left behind.
 
-Jobs take ids and are idempotent: `process-payment-{id}` may run any number of times (a
-duplicate enqueue, an rq retry, a re-run after the worker died) and credits once.
+An acknowledged payment is committed as `received`; the ack then makes sure a drain job
+is queued (`wake_drain`: one Redis SET when a drain is already queued). A drain claims
+the oldest waiting payment nobody else holds (`FOR UPDATE SKIP LOCKED`), reconciles it
+in that transaction, sends its receipt, and takes the next, until none is left or its
+time is up. Each worker runs its own drain under load, so payments cost no rq job each.
+
+`process-payment-{id}` reconciles one payment and may run any number of times (a
+duplicate enqueue, an rq retry, a re-run after the worker died): it credits once. The
+sweep queues it for payments still waiting after STALE_AFTER, and without Redis it runs
+inline after each callback.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,11 +25,13 @@ from rq import Queue, Retry
 from app import faults
 from app.extensions import Gateway, current_gateway
 from app.jobs import BACKOFF_SECONDS
+from app.messaging.jobs import send_what_it_writes
 from app.models import PaymentStatus, utcnow
 from app.payments import intake
 from app.payments.reconcile import (
     NotCreditable,
     Outcome,
+    claim_waiting_payment,
     reconcile_payment,
     suspend_payment,
     waiting_payment_ids,
@@ -31,6 +43,12 @@ log = logging.getLogger(__name__)
 #: A payment still `received` this long after it arrived has lost its job.
 STALE_AFTER = timedelta(minutes=2)
 RETRIES = 3
+#: While a drain is queued and yet to start, acks find this key set and queue nothing.
+DRAIN_FLAG_TTL = 60
+#: A drain hands its worker back after this long, so other jobs are not kept waiting.
+DRAIN_SECONDS = 20.0
+#: How long drains leave a payment alone after it failed unexpectedly in one.
+HOLD_BACK = timedelta(minutes=10)
 #: How long rq keeps a finished job, and a failed one (as JobQueue.enqueue does).
 RESULT_TTL, FAILURE_TTL = 3600, 7 * 86400
 
@@ -53,6 +71,7 @@ def reconcile(gateway: Gateway, payment_id: int) -> Outcome:
     """Run the reconciler for one payment in its own transaction."""
     try:
         with gateway.db.transaction() as session:
+            send_what_it_writes(gateway, session)  # the receipt goes out once this commits
             outcome = reconcile_payment(session=session, keys=gateway.keys,
                                         payment_id=payment_id, now=utcnow(),
                                         default_country=gateway.settings.default_country)
@@ -64,6 +83,129 @@ def reconcile(gateway: Gateway, payment_id: int) -> Outcome:
     log.info("payment #%s %s%s", payment_id, outcome.status,
              f" to {outcome.account_number} ({outcome.rule})" if outcome.rule else "")
     return outcome
+
+
+def payment_stored(gateway: Gateway, payment_id: int) -> None:
+    """A payment waiting to be reconciled was committed: see that it will be."""
+    if gateway.jobs.inline:
+        enqueue_payment(gateway, payment_id)  # runs it now, in this process
+    else:
+        wake_drain(gateway, reason=payment_id)
+
+
+def wake_drain(gateway: Gateway, *, reason: int | str) -> None:
+    """Queue a drain unless one is already queued and yet to start; never raises.
+
+    Safe without a lock: a drain deletes the flag before it looks for payments, and a
+    payment is committed before its ack tests the flag. So either this call sets the
+    flag and queues a drain, or a queued drain has not yet started and will see it.
+    """
+    queue, redis = gateway.jobs.queue, gateway.redis
+    if queue is None or redis is None:
+        return
+    flag = _drain_flag(queue)
+    try:
+        if redis.set(flag, str(reason), nx=True, ex=DRAIN_FLAG_TTL):
+            _enqueue_drain(queue, reason)
+    except Exception:  # noqa: BLE001 - the payments are stored; the sweep finds them
+        log.exception("could not queue a payment drain")
+        with suppress(Exception):
+            redis.delete(flag)  # the next payment tries again
+
+
+def drain_payments() -> int:
+    """rq job: reconcile waiting payments until none is left; returns how many."""
+    gateway = current_gateway()
+    if gateway.jobs.queue is not None and gateway.redis is not None:
+        gateway.redis.delete(_drain_flag(gateway.jobs.queue))  # later payments wake anew
+    done, more = drain(gateway, seconds=DRAIN_SECONDS)
+    if more:  # time is up with payments still waiting: queue behind the other jobs
+        wake_drain(gateway, reason=f"{done}-more")
+    return done
+
+
+def drain(gateway: Gateway, *, seconds: float) -> tuple[int, bool]:
+    """Reconcile waiting payments for up to `seconds`: (how many, whether some remain).
+
+    A payment that fails unexpectedly is held back from drains for HOLD_BACK (in Redis)
+    and left to its own retried job through the sweep, so it cannot stall the others.
+    """
+    deadline = time.monotonic() + seconds
+    held_back = _held_back(gateway)
+    done = 0
+    while time.monotonic() < deadline:
+        claimed: list[int] = []
+        try:
+            outcome = _reconcile_next(gateway, skip=held_back, claimed=claimed)
+        except Exception:
+            if not claimed:
+                raise  # the database itself is failing: rq retries the drain
+            log.exception("payment #%s failed to reconcile; left to the sweep", claimed[0])
+            held_back.add(claimed[0])
+            _hold_back(gateway, claimed[0])
+            continue
+        if outcome is None:
+            return done, False
+        faults.point("payment_committed")
+        done += 1
+    return done, True
+
+
+def _reconcile_next(gateway: Gateway, *, skip: set[int], claimed: list[int]) -> Outcome | None:
+    """Claim the oldest waiting payment and reconcile it in the same transaction."""
+    try:
+        with gateway.db.transaction() as session:
+            send_what_it_writes(gateway, session)  # the receipt goes out once this commits
+            payment_id = claim_waiting_payment(session=session, skip=skip)
+            if payment_id is None:
+                return None
+            claimed.append(payment_id)
+            outcome = reconcile_payment(session=session, keys=gateway.keys,
+                                        payment_id=payment_id, now=utcnow(),
+                                        default_country=gateway.settings.default_country)
+    except NotCreditable as exc:
+        with gateway.db.transaction() as session:
+            outcome = suspend_payment(session=session, payment_id=claimed[0],
+                                      reason=exc.message)
+    log.info("payment #%s %s%s", outcome.payment_id, outcome.status,
+             f" to {outcome.account_number} ({outcome.rule})" if outcome.rule else "")
+    return outcome
+
+
+def _drain_flag(queue: Queue) -> str:
+    return f"paygo:{queue.name}:payments-drain-queued"
+
+
+def _held_back_key(queue: Queue) -> str:
+    return f"paygo:{queue.name}:payments-held-back"
+
+
+def _enqueue_drain(queue: Queue, reason: int | str) -> None:
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue(drain_payments, job_id=f"drain-payments-{reason}",
+                      retry=Retry(max=RETRIES, interval=list(BACKOFF_SECONDS[:RETRIES])),
+                      result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, pipeline=pipe)
+        pipe.execute()
+
+
+def _held_back(gateway: Gateway) -> set[int]:
+    """Payments drains leave alone for now (each failed a drain less than HOLD_BACK ago)."""
+    if gateway.jobs.queue is None or gateway.redis is None:
+        return set()
+    key = _held_back_key(gateway.jobs.queue)
+    with gateway.redis.pipeline() as pipe:
+        pipe.zremrangebyscore(key, "-inf", time.time())
+        pipe.zrange(key, 0, -1)
+        _, members = pipe.execute()
+    return {int(m) for m in members}
+
+
+def _hold_back(gateway: Gateway, payment_id: int) -> None:
+    if gateway.jobs.queue is None or gateway.redis is None:
+        return
+    with suppress(Exception):
+        gateway.redis.zadd(_held_back_key(gateway.jobs.queue),
+                           {str(payment_id): time.time() + HOLD_BACK.total_seconds()})
 
 
 def enqueue_payment(gateway: Gateway, payment_id: int, *, new: bool = False) -> None:

@@ -25,7 +25,7 @@ from app.payments import intake, providers
 from app.payments.matching import accepts_reference
 from app.payments.notice import PaymentNotice, ValidationQuery
 from app.payments.providers import Provider, Reply
-from app.payments.tasks import enqueue_payment
+from app.payments.tasks import payment_stored
 
 log = logging.getLogger(__name__)
 bp = Blueprint("payments", __name__, url_prefix="/payments")
@@ -74,12 +74,12 @@ def guard(provider: Provider, event: str, token: str) -> ResponseReturnValue | N
 
 
 def receive(notice: PaymentNotice, raw: str) -> None:
-    """Commit the payment, then queue its reconciliation."""
+    """Commit the payment, then see that it will be reconciled."""
     gateway = current_gateway()
     stored = intake.store_callback(db=gateway.db, notice=notice, raw=raw, now=utcnow())
     faults.point("callback_stored")
     if stored is not None and stored.status == PaymentStatus.RECEIVED:
-        enqueue_payment(gateway, stored.payment_id, new=stored.created)
+        payment_stored(gateway, stored.payment_id)
 
 
 def validate(provider: Provider, query: ValidationQuery) -> ResponseReturnValue:
