@@ -48,8 +48,3 @@ migration: $(STAMP_DEV)
 	rm -f /tmp/paygo-migration.sqlite3
 	DATABASE_URL=sqlite:////tmp/paygo-migration.sqlite3 $(BIN)/paygo db upgrade
 	DATABASE_URL=sqlite:////tmp/paygo-migration.sqlite3 $(BIN)/python -m app.cli.revision "$(m)"
-
-# Before the first release there is one migration: rebuild it from the models.
-migration-reset: $(STAMP_DEV)
-	rm -f migrations/versions/*.py /tmp/paygo-migration-reset.sqlite3
-	DATABASE_URL=sqlite:////tmp/paygo-migration-reset.sqlite3 $(BIN)/python -m app.cli.revision "initial schema"
