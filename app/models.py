@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from app.phones import msisdn_digest
+
 
 def utcnow() -> datetime:
     """Now, timezone-aware UTC."""
@@ -97,9 +99,18 @@ class Customer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120)
     phone: str = Field(max_length=20, unique=True, index=True)  # E.164
+    # SHA-256 of the number's digits, as Daraja sends payers; kept by _keep_phone_digest.
+    phone_digest: str | None = Field(default=None, max_length=64, index=True)
     language: str = Field(default="en", max_length=5)
     timezone: str = Field(default="Africa/Nairobi", max_length=40)
     created_at: datetime = _created()
+
+
+@sa.event.listens_for(Customer, "before_insert")
+@sa.event.listens_for(Customer, "before_update")
+def _keep_phone_digest(_mapper: Any, _connection: Any, customer: Customer) -> None:
+    # Written with the number, so a hashed payer is one indexed look-up away.
+    customer.phone_digest = msisdn_digest(customer.phone)
 
 
 class Device(SQLModel, table=True):

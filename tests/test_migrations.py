@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,3 +140,22 @@ def test_paygo_db_upgrade_migrates_a_fresh_database_and_is_harmless_twice(
     assert f'"upgraded_to": "{head}"' in again.stdout
     assert _differences(fresh_url) == []
     app.extensions["paygo"].db.dispose()
+
+
+def test_upgrading_a_database_with_customers_stores_each_number_s_digest(
+        fresh_url: str) -> None:
+    config = alembic_config(fresh_url)
+    command.upgrade(config, "fe83975841ca")  # before customers had a digest
+    database = Database(fresh_url)
+    try:
+        with database.engine.begin() as conn:
+            conn.execute(text("INSERT INTO customers (name, phone, language, timezone, "
+                              "created_at) VALUES ('A', '+254711000001', 'en', "
+                              "'Africa/Nairobi', CURRENT_TIMESTAMP)"))
+        command.upgrade(config, "head")
+        with database.engine.connect() as conn:
+            stored = conn.execute(text("SELECT phone_digest FROM customers")).scalar_one()
+    finally:
+        database.dispose()
+    # As Daraja hashes the payer: SHA-256 of the digits, no plus.
+    assert stored == hashlib.sha256(b"254711000001").hexdigest()

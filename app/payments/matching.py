@@ -14,14 +14,11 @@
 from __future__ import annotations
 
 import re
-import threading
-import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import phonenumbers
-from sqlalchemy import Engine, func
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app import accountnumbers
@@ -221,60 +218,9 @@ def _by_payer(session: Session, payer: Payer, reasons: list[str]) -> Account | N
     elif payer.pattern:
         query = query.where(col(Customer.phone).like(payer.pattern))
     elif payer.digest:
-        phones = digest_index(session).phones(session, payer.digest)
-        query = query.where(col(Customer.phone).in_(sorted(phones)))
+        query = query.where(Customer.phone_digest == payer.digest)
     accounts = [a for a, phone in session.exec(query) if payer.fits(phone)]
     if len(accounts) == 1:
         return accounts[0]
     reasons.append(f"the payer's number has {len(accounts)} open accounts")
     return None
-
-
-class DigestIndex:
-    """The SHA-256 digest of every customer's number, each number hashed once per process.
-
-    Daraja sends the payer as a digest, which no query can search for. A digest is a pure
-    function of the number, so an entry never goes wrong; customers are only ever added
-    (a number is neither changed nor reused), so hashing the customers above the highest
-    id seen keeps the index complete, and a rebuild every REBUILD_AFTER bounds anything
-    else. An entry only names a candidate: the account query on the number decides.
-    """
-
-    REBUILD_AFTER = 600.0  # seconds
-
-    def __init__(self) -> None:
-        self._phones: dict[str, set[str]] = {}
-        self._highest_id = 0
-        self._built_at = time.monotonic()
-        self._lock = threading.Lock()
-
-    def phones(self, session: Session, digest: str) -> set[str]:
-        """The customers' numbers whose digest this is (normally one, or none)."""
-        with self._lock:
-            if time.monotonic() - self._built_at > self.REBUILD_AFTER:
-                self._phones, self._highest_id = {}, 0
-                self._built_at = time.monotonic()
-            self._catch_up(session)
-            return set(self._phones.get(digest.lower(), ()))
-
-    def _catch_up(self, session: Session) -> None:
-        rows = session.exec(select(Customer.id, Customer.phone)
-                            .where(col(Customer.id) > self._highest_id)).all()
-        for ident, phone in rows:
-            self._phones.setdefault(msisdn_digest(phone), set()).add(phone)
-            self._highest_id = max(self._highest_id, ident or 0)
-
-
-_INDEXES: weakref.WeakKeyDictionary[Engine, DigestIndex] = weakref.WeakKeyDictionary()
-_INDEXES_LOCK = threading.Lock()
-
-
-def digest_index(session: Session) -> DigestIndex:
-    """The digest index of the database this session is bound to."""
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)
-    with _INDEXES_LOCK:
-        index = _INDEXES.get(engine)
-        if index is None:
-            index = _INDEXES[engine] = DigestIndex()
-        return index
