@@ -89,8 +89,10 @@ def note_locked(session: Session, model: type[SQLModel], ident: int) -> None:
 
 @event.listens_for(OrmSession, "after_transaction_end")
 def _forget_locks(session: OrmSession, transaction: SessionTransaction) -> None:
-    # Row locks end with the outermost transaction; a savepoint's end keeps them.
-    if transaction.parent is None:
+    # Row locks end with the outermost transaction. PostgreSQL also releases those taken
+    # inside a savepoint rolled back to, so a savepoint's end forgets them all: the rows
+    # still held are simply locked again, which costs one statement and never waits.
+    if transaction.parent is None or transaction.nested:
         session.info.pop(_LOCKED, None)
 
 

@@ -81,3 +81,25 @@ def test_a_row_is_locked_once_per_transaction_and_again_in_the_next(
         assert lock_row(tx, Account, account_id) is not None
         assert lock_row(tx, Account, 10**9) is None
     assert locking() == 3
+
+
+def test_a_savepoint_rolled_back_forgets_the_locks_so_rows_are_locked_again(
+        gateway: Gateway, session: Session) -> None:
+    account_id = factories.make_account(session, gateway).id
+    session.commit()
+    assert account_id is not None
+    statements: list[str] = []
+    event.listen(gateway.db.engine, "before_cursor_execute",
+                 lambda *args: statements.append(args[2]))
+    with gateway.db.transaction() as tx:
+        try:
+            with tx.begin_nested():
+                lock_row(tx, Account, account_id)
+                raise RuntimeError("the savepoint rolls back")
+        except RuntimeError:
+            pass
+        # PostgreSQL released the lock with the savepoint: it must be taken again.
+        assert lock_row(tx, Account, account_id) is not None
+    locking = [s for s in statements if s.startswith("SELECT accounts")]
+    assert len(locking) == 2
+    assert all("FOR UPDATE" in s for s in locking) or gateway.db.dialect == "sqlite"

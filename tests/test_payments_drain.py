@@ -74,11 +74,14 @@ def test_two_drains_at_once_each_take_different_payments(
     if gateway.db.dialect != "postgresql":
         pytest.skip("SQLite runs one write transaction at a time")
     pay_each(app, session, gateway, shared_dir, 1)  # inline: credited on arrival
-    with gateway.db.transaction() as tx:  # the rest wait, as they would for a worker
-        for i in range(40):
+    numbers = [make_account(session, gateway, phone=f"+2547120{i:05d}").number
+               for i in range(40)]
+    session.commit()
+    with gateway.db.transaction() as tx:  # these wait, as they would for a worker
+        for i, number in enumerate(numbers):  # each to its own account and box
             tx.add(Payment(provider="mpesa", provider_txn_id=f"WAIT{i:05d}", amount=15000,
-                           currency="KES", payer="254711000000",
-                           reference=payments(session)[0].reference, raw="{}"))
+                           currency="KES", payer="254711000000", reference=number,
+                           raw="{}"))
     done: list[int] = []
     barrier = threading.Barrier(2)
 
@@ -95,8 +98,8 @@ def test_two_drains_at_once_each_take_different_payments(
     release(session)
     assert sum(done) == 40 and min(done) > 0  # both did part of the work
     assert count(session, Payment, col(Payment.status) == PaymentStatus.CREDITED) == 41
-    counts = session.exec(select(Token.count)).all()
-    assert len(counts) == len(set(counts)) == 41
+    codes = session.exec(select(Token.device_id, Token.count)).all()
+    assert len(codes) == len(set(codes)) == 41  # one code per box, none twice
     assert count(session, OutboundMessage, col(OutboundMessage.status) == "sent") == 41
 
 
@@ -122,9 +125,10 @@ def test_a_payment_that_fails_is_held_back_while_the_others_are_credited(
     assert attempts == [poison]
     release(session)
     assert [p.status for p in payments(session)] == ["credited", "received", "credited"]
-    # Once it is stale, the sweep gives it its own job, with rq's retries and backoff.
-    monkeypatch.setattr(tasks, "reconcile_payment", real)
-    assert tasks.sweep_payments(gateway, stale_after=timedelta(0)) == 1
+    # It was given a job of its own at once, which rq retries with backoff.
+    assert poison is not None and gateway.jobs.queue is not None
+    assert tasks.job_id(poison) in gateway.jobs.queue.job_ids
+    monkeypatch.setattr(tasks, "reconcile_payment", real)  # the fault heals
     make_worker(redis_app).work(burst=True)
     release(session)
     assert [p.status for p in payments(session)] == ["credited"] * 3
@@ -177,3 +181,36 @@ def test_a_receipt_claimed_but_unsent_when_the_worker_died_is_sent_once_its_leas
     settled = fresh(session, OutboundMessage, message.id)
     assert settled is not None and settled.status == MessageStatus.SENT
     assert settled.attempts == 2 and count(session, OutboundMessage) == 1
+
+
+def test_a_payment_someone_else_held_when_the_drain_looked_is_looked_at_again(
+        redis_app: Flask, session: Session, shared_dir: Path) -> None:
+    gateway: Gateway = redis_app.extensions["paygo"]
+    if gateway.db.dialect != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    pay_each(redis_app, session, gateway, shared_dir, 1)
+    [waiting] = payments(session)
+    assert gateway.jobs.queue is not None and waiting.id is not None
+    gateway.jobs.queue.empty()
+    with gateway.db.transaction() as operator:  # e.g. an operator assigning it, by hand
+        operator.exec(select(Payment).where(Payment.id == waiting.id).with_for_update()).one()
+        with redis_app.app_context():
+            assert tasks.drain_payments() == 0  # skipped it: locked
+    # ... and let it go without crediting it: a drain is scheduled to look again.
+    [recheck] = gateway.jobs.queue.scheduled_job_registry.get_job_ids()
+    assert recheck.startswith("drain-payments-recheck")
+    run_scheduled(gateway)
+    make_worker(redis_app).work(burst=True)
+    assert [p.status for p in payments(session)] == ["credited"]
+
+
+def run_scheduled(gateway: Gateway) -> None:
+    """Queue the scheduled jobs now, as rq's scheduler will once their time comes."""
+    from rq.job import Job
+
+    queue = gateway.jobs.queue
+    assert queue is not None
+    registry = queue.scheduled_job_registry
+    for ident in registry.get_job_ids():
+        registry.remove(ident)
+        queue.enqueue_job(Job.fetch(ident, connection=queue.connection))

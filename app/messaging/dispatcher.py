@@ -134,18 +134,27 @@ class ClaimOnWrite:
     lease runs out and is reconciled like any other.
     """
 
-    def __init__(self, gateway: Gateway, now: datetime) -> None:
-        self.gateway, self.now = gateway, now
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
 
     def __call__(self, message: OutboundMessage) -> bool:
-        """Mark a new row claimed (attempt 1); False for kinds quiet hours may defer."""
+        """Mark a new row claimed (attempt 1); False leaves it to the dispatcher as usual:
+        kinds quiet hours may defer, and a provider that cannot be set up (the payment is
+        credited all the same; its receipt waits in the queue)."""
         if message.kind in QUIET_KINDS:
             return False
-        table = providers(self.gateway)
-        name = table.route(message.recipient)
+        try:
+            table = providers(self.gateway)
+            name = table.route(message.recipient)
+            provider = table.get(name)
+        except Exception:
+            log.exception("SMS provider unavailable: message to %s left queued",
+                          message.recipient)
+            return False
+        now = utcnow()  # the lease runs from now, not from when the transaction began
         message.status, message.attempts, message.provider = MessageStatus.SENDING, 1, name
-        message.next_attempt_at = _lease(self.gateway.settings, table.get(name), 1, self.now)
-        message.updated_at = self.now
+        message.next_attempt_at = _lease(self.gateway.settings, provider, 1, now)
+        message.updated_at = now
         return True
 
 

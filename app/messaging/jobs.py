@@ -127,7 +127,7 @@ def send_what_it_writes(gateway: Gateway, session: Session) -> None:
     Redis commands of bookkeeping). Work that writes many messages at once (reminders)
     still hands each one to its own job.
     """
-    session.info[outbox.CLAIM_ON_WRITE] = dispatcher.ClaimOnWrite(gateway, utcnow())
+    session.info[outbox.CLAIM_ON_WRITE] = dispatcher.ClaimOnWrite(gateway)
 
 
 def send_claimed(gateway: Gateway, messages: Iterable[OutboundMessage]) -> None:

@@ -32,7 +32,8 @@ def queue_message(*, session: Session, recipient: str, body: str, kind: str = "r
     message = OutboundMessage(recipient=recipient, body=body, kind=kind, dedupe_key=dedupe_key,
                               account_id=account_id, payment_id=payment_id)
     claim = session.info.get(CLAIM_ON_WRITE)
-    claimed = claim is not None and claim(message)
+    # Not inside a savepoint: one rolled back would leave a claim for a row never written.
+    claimed = claim is not None and not session.in_nested_transaction() and claim(message)
     if dedupe_key is None:
         session.add(message)
         session.flush()

@@ -78,6 +78,7 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     # inline send opens its own, and holding both would drain the pool under load.
     if transaction.parent is not None:
         return
+    session.info.pop(outbox.CLAIM_ON_WRITE, None)  # it applies to one transaction only
     ready = session.info.pop(_READY, None)
     if not ready:
         return
@@ -87,7 +88,7 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     gateway = ref() if ref is not None else None
     if gateway is None or bind not in gateway.db.engines:
         log.warning("messages %s committed on an engine with no gateway: left to the sweep",
-                    ids)
+                    ids + [m.id for m in claimed])
         return
     try:
         jobs.send_claimed(gateway, claimed)

@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from rq import Queue, Retry
+from sqlalchemy import literal_column
+from sqlmodel import col, select
 
 from app import faults
 from app.extensions import Gateway, current_gateway
 from app.jobs import BACKOFF_SECONDS
 from app.messaging.jobs import send_what_it_writes
-from app.models import PaymentStatus, utcnow
+from app.models import Payment, PaymentStatus, utcnow
 from app.payments import intake
 from app.payments.reconcile import (
     NotCreditable,
@@ -44,7 +48,10 @@ log = logging.getLogger(__name__)
 STALE_AFTER = timedelta(minutes=2)
 RETRIES = 3
 #: While a drain is queued and yet to start, acks find this key set and queue nothing.
-DRAIN_FLAG_TTL = 60
+#: Short, so a process that set it and died before queuing the drain delays nobody long.
+DRAIN_FLAG_TTL = 10
+#: A drain that saw a waiting payment locked by someone else looks again after this.
+RECHECK_AFTER = timedelta(seconds=5)
 #: A drain hands its worker back after this long, so other jobs are not kept waiting.
 DRAIN_SECONDS = 20.0
 #: How long drains leave a payment alone after it failed unexpectedly in one.
@@ -120,7 +127,13 @@ def drain_payments() -> int:
         gateway.redis.delete(_drain_flag(gateway.jobs.queue))  # later payments wake anew
     done, more = drain(gateway, seconds=DRAIN_SECONDS)
     if more:  # time is up with payments still waiting: queue behind the other jobs
-        wake_drain(gateway, reason=f"{done}-more")
+        wake_drain(gateway, reason=f"{done}-more-{uuid.uuid4().hex[:8]}")
+    elif gateway.jobs.queue is not None and _held_elsewhere(gateway):
+        # Some payment is waiting but was locked by someone else (another drain, or an
+        # operator assigning it) when we looked; if they let it go without crediting it,
+        # no ack will wake a drain for it, so look again shortly.
+        _enqueue_drain(gateway.jobs.queue, f"recheck-{uuid.uuid4().hex[:8]}",
+                       delay=RECHECK_AFTER)
     return done
 
 
@@ -140,9 +153,12 @@ def drain(gateway: Gateway, *, seconds: float) -> tuple[int, bool]:
         except Exception:
             if not claimed:
                 raise  # the database itself is failing: rq retries the drain
-            log.exception("payment #%s failed to reconcile; left to the sweep", claimed[0])
+            log.exception("payment #%s failed to reconcile; it gets a job of its own",
+                          claimed[0])
             held_back.add(claimed[0])
             _hold_back(gateway, claimed[0])
+            # rq retries it with backoff (a deadlock or a dropped connection heals).
+            enqueue_payment(gateway, claimed[0])
             continue
         if outcome is None:
             return done, False
@@ -172,6 +188,18 @@ def _reconcile_next(gateway: Gateway, *, skip: set[int], claimed: list[int]) -> 
     return outcome
 
 
+def _held_elsewhere(gateway: Gateway) -> bool:
+    """Whether a payment not held back is still waiting (so someone else had it locked)."""
+    if gateway.jobs.queue is None:
+        return False
+    skip = _held_back(gateway)
+    with gateway.db.session() as session:
+        query = select(Payment.id).where(col(Payment.status) == literal_column("'received'"))
+        if skip:
+            query = query.where(col(Payment.id).not_in(list(skip)))
+        return session.exec(query.limit(1)).first() is not None
+
+
 def _drain_flag(queue: Queue) -> str:
     return f"paygo:{queue.name}:payments-drain-queued"
 
@@ -180,11 +208,16 @@ def _held_back_key(queue: Queue) -> str:
     return f"paygo:{queue.name}:payments-held-back"
 
 
-def _enqueue_drain(queue: Queue, reason: int | str) -> None:
+def _enqueue_drain(queue: Queue, reason: int | str, *, delay: timedelta | None = None) -> None:
+    options: dict[str, Any] = {
+        "job_id": f"drain-payments-{reason}", "result_ttl": RESULT_TTL,
+        "failure_ttl": FAILURE_TTL,
+        "retry": Retry(max=RETRIES, interval=list(BACKOFF_SECONDS[:RETRIES]))}
+    if delay is not None:
+        queue.enqueue_in(delay, drain_payments, **options)
+        return
     with queue.connection.pipeline() as pipe:
-        queue.enqueue(drain_payments, job_id=f"drain-payments-{reason}",
-                      retry=Retry(max=RETRIES, interval=list(BACKOFF_SECONDS[:RETRIES])),
-                      result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, pipeline=pipe)
+        queue.enqueue(drain_payments, pipeline=pipe, **options)
         pipe.execute()
 
 
