@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from app.cli.worker import make_worker
 from app.extensions import Gateway
 from app.messaging import jobs as messaging_jobs
 from app.models import MessageStatus, OutboundMessage, Payment, PaymentStatus, Token, utcnow
-from app.payments import tasks
+from app.payments import reconcile, tasks
 from tests.factories import make_account
 from tests.payment_helpers import MpesaPaybill, count, fresh, payments, release
 from tests.test_payments_crash import run_child
@@ -214,3 +215,23 @@ def run_scheduled(gateway: Gateway) -> None:
     for ident in registry.get_job_ids():
         registry.remove(ident)
         queue.enqueue_job(Job.fetch(ident, connection=queue.connection))
+
+
+def test_a_credit_that_fails_after_writing_its_receipt_sends_nothing(
+        redis_app: Flask, session: Session, shared_dir: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    gateway: Gateway = redis_app.extensions["paygo"]
+    pay_each(redis_app, session, gateway, shared_dir, 1)
+    real = reconcile.audit.record
+
+    def failing(**kwargs: object) -> None:
+        if kwargs.get("action") == "payment.credited":  # written after the receipt
+            raise RuntimeError("the audit table is full")
+        real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reconcile.audit, "record", failing)
+    with caplog.at_level(logging.INFO, logger="paygo.sms"), redis_app.app_context():
+        assert tasks.drain(gateway, seconds=60) == (0, False)
+    assert [r for r in caplog.records if r.name == "paygo.sms"] == []  # no SMS went out
+    assert count(session, OutboundMessage) == 0 and count(session, Token) == 0
+    assert [p.status for p in payments(session)] == ["received"]
