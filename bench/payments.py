@@ -35,13 +35,11 @@ import os
 import random
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -53,14 +51,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
-import redis  # noqa: E402
 import requests  # noqa: E402
-from alembic import command  # noqa: E402
 
 from app import accountnumbers, accounts, devices, plans  # noqa: E402
-from app.cli.db import alembic_config  # noqa: E402
 from app.crypto import KeyBox  # noqa: E402
 from app.db import Database  # noqa: E402
+from bench._scratch import free_port, scratch_database, scratch_redis  # noqa: E402
 
 TOTAL = int(os.environ.get("BENCH_PAYMENTS", "5000"))
 DUPLICATE_SHARE = 0.10
@@ -80,8 +76,6 @@ WORKER_NICE = int(os.environ.get("BENCH_WORKER_NICE", "10"))
 #: Posts per client before the timed run (zero amounts: stored as rejected, never credited).
 WARM_UP = int(os.environ.get("BENCH_WARM_UP", "20"))
 OUTBOX_DEADLINE = float(os.environ.get("BENCH_OUTBOX_DEADLINE", "180"))  # then give up, say so
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_BASE = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 TOKEN = "bench-" + secrets.token_hex(8)
 MASTER_KEY = "bench-master-key-0123456789"
 AMOUNT = "150"  # KES: three days at KES 50 a day, one code each
@@ -95,40 +89,6 @@ class Load:
     bodies: list[dict[str, Any]]  # in posting order, duplicates included
     unique: int
     typos: int
-
-
-@contextmanager
-def private_database() -> Iterator[str]:
-    """A migrated PostgreSQL database of our own, dropped afterwards."""
-    name = f"paygo_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        command.upgrade(alembic_config(url), "head")
-        yield url
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def private_redis() -> Iterator[str]:
-    """A free Redis database number (the test suite's lock), flushed afterwards."""
-    admin = redis.Redis.from_url(f"{REDIS_BASE}/0", socket_connect_timeout=2)
-    for number in range(15, 0, -1):
-        if admin.set(f"paygo-test-lock:{number}", os.getpid(), nx=True, ex=1800):
-            break
-    else:
-        raise SystemExit("every Redis database 1-15 is locked by a test run")
-    url = f"{REDIS_BASE}/{number}"
-    own = redis.Redis.from_url(url)
-    own.flushdb()
-    try:
-        yield url
-    finally:
-        own.flushdb()
-        admin.delete(f"paygo-test-lock:{number}")
 
 
 def seed(url: str) -> list[tuple[str, str]]:
@@ -176,13 +136,6 @@ def make_load(pairs: list[tuple[str, str]], rng: random.Random) -> Load:
     bodies += [dict(b) for b in rng.sample(bodies, duplicates)]
     rng.shuffle(bodies)
     return Load(bodies=bodies, unique=unique, typos=typos)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def environment(db_url: str, redis_url: str, instance: str) -> dict[str, str]:
@@ -386,7 +339,7 @@ def percentile(values: list[float], share: float) -> float:
 def main() -> None:
     rng = random.Random(20261120)
     load_before = os.getloadavg()[0]
-    with private_database() as db_url, private_redis() as redis_url, \
+    with scratch_database() as db_url, scratch_redis() as redis_url, \
             tempfile.TemporaryDirectory() as instance:
         load = make_load(seed(db_url), rng)
         port, database = free_port(), db_url.rsplit("/", 1)[1]

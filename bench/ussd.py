@@ -16,13 +16,11 @@ import itertools
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,12 +29,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-import redis  # noqa: E402
 from flask import Flask, Response  # noqa: E402
 
-PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+from bench._scratch import free_port, scratch_database, scratch_redis  # noqa: E402
+
 USSD_PATH, HELLO_PATH = "/ussd/africastalking", "/bench/hello"
 #: Paths a customer takes through the menu (inputs after the dial).
 PATHS = (["1"], ["2", "1"], ["3", "500"], ["2", "2", "98"], ["4", "1"])
@@ -56,44 +52,7 @@ def bench_app() -> Flask:
     return app
 
 
-# Scratch database and Redis -----------------------------------------------------------------
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    """A migrated PostgreSQL database of our own, dropped at the end."""
-    from alembic import command
-
-    from app.cli.db import alembic_config
-
-    name = f"paygo_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        command.upgrade(alembic_config(url), "head")
-        yield url
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def scratch_redis() -> Iterator[str]:
-    """A Redis database number no test run holds (same lock as the tests), flushed after."""
-    admin = redis.Redis.from_url(f"{REDIS_BASE}/0")
-    for number in range(15, 0, -1):
-        if admin.set(f"paygo-test-lock:{number}", f"bench-{os.getpid()}", nx=True, ex=3600):
-            break
-    else:
-        raise SystemExit("every Redis database 1-15 is taken by test runs")
-    url = f"{REDIS_BASE}/{number}"
-    try:
-        redis.Redis.from_url(url).flushdb()
-        yield url
-    finally:
-        redis.Redis.from_url(url).flushdb()
-        admin.delete(f"paygo-test-lock:{number}")
-
+# Customers ------------------------------------------------------------------------------------
 
 def load_customers(env: dict[str, str], count: int) -> list[str]:
     """Customers with one account and a few codes each; returns their phones."""
@@ -129,12 +88,6 @@ def _account(session: Any, gateway: Any, plan: Any, phone: str, key: str, i: int
 
 
 # The server ------------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @contextmanager
 def gunicorn(env: dict[str, str], port: int, workers: int, threads: int) -> Iterator[None]:
