@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import psycopg
 import pytest
 from sqlalchemy import event, text
@@ -61,36 +64,43 @@ def test_a_connection_in_steady_use_is_not_pinged(pg_database: Database) -> None
     assert pings == [] and statements == ["SELECT 2"]
 
 
-def test_a_row_is_locked_once_per_transaction_and_again_in_the_next(
-        gateway: Gateway, session: Session) -> None:
+@pytest.fixture
+def account_and_statements(gateway: Gateway,
+                           session: Session) -> Iterator[tuple[int, list[str]]]:
+    """An account's id, and every statement the gateway's engine runs from now on."""
     account_id = factories.make_account(session, gateway).id
     session.commit()
     assert account_id is not None
     statements: list[str] = []
-    event.listen(gateway.db.engine, "before_cursor_execute",
-                 lambda *args: statements.append(args[2]))
 
-    def locking() -> int:
-        return len([s for s in statements if s.startswith("SELECT accounts")])
+    def record(*args: Any) -> None:
+        statements.append(args[2])
 
+    event.listen(gateway.db.engine, "before_cursor_execute", record)
+    yield account_id, statements
+    event.remove(gateway.db.engine, "before_cursor_execute", record)
+
+
+def locking(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.startswith("SELECT accounts")]
+
+
+def test_a_row_is_locked_once_per_transaction_and_again_in_the_next(
+        gateway: Gateway, account_and_statements: tuple[int, list[str]]) -> None:
+    account_id, statements = account_and_statements
     with gateway.db.transaction() as tx:
         first = lock_row(tx, Account, account_id)
         assert lock_row(tx, Account, account_id) is first is not None
-    assert locking() == 1
+    assert len(locking(statements)) == 1
     with gateway.db.transaction() as tx:  # a new transaction holds no lock yet
         assert lock_row(tx, Account, account_id) is not None
         assert lock_row(tx, Account, 10**9) is None
-    assert locking() == 3
+    assert len(locking(statements)) == 3
 
 
 def test_a_savepoint_rolled_back_forgets_the_locks_so_rows_are_locked_again(
-        gateway: Gateway, session: Session) -> None:
-    account_id = factories.make_account(session, gateway).id
-    session.commit()
-    assert account_id is not None
-    statements: list[str] = []
-    event.listen(gateway.db.engine, "before_cursor_execute",
-                 lambda *args: statements.append(args[2]))
+        gateway: Gateway, account_and_statements: tuple[int, list[str]]) -> None:
+    account_id, statements = account_and_statements
     with gateway.db.transaction() as tx:
         try:
             with tx.begin_nested():
@@ -100,6 +110,6 @@ def test_a_savepoint_rolled_back_forgets_the_locks_so_rows_are_locked_again(
             pass
         # PostgreSQL released the lock with the savepoint: it must be taken again.
         assert lock_row(tx, Account, account_id) is not None
-    locking = [s for s in statements if s.startswith("SELECT accounts")]
-    assert len(locking) == 2
-    assert all("FOR UPDATE" in s for s in locking) or gateway.db.dialect == "sqlite"
+    assert len(locking(statements)) == 2
+    assert all("FOR UPDATE" in s for s in locking(statements)) \
+        or gateway.db.dialect == "sqlite"

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import literal_column
+from sqlalchemy import ColumnElement, literal_column
 from sqlmodel import Session, col, select
 
 from app import audit
@@ -142,18 +142,28 @@ def claim_waiting_payment(*, session: Session, skip: Collection[int] = ()) -> in
     payment without waiting for one another. (SQLite's write transaction is already
     exclusive.) `skip`: payments this caller has given up on for now.
     """
-    # The status as a literal, so the planner matches the partial index ix_payments_waiting
-    # even in a prepared (generic) plan.
-    query = select(Payment).where(col(Payment.status) == literal_column("'received'"))
-    if skip:
-        query = query.where(col(Payment.id).not_in(list(skip)))
-    payment = session.exec(query.order_by(col(Payment.id)).limit(1)
+    payment = session.exec(select(Payment).where(*_waiting(skip))
+                           .order_by(col(Payment.id)).limit(1)
                            .with_for_update(skip_locked=True)
                            .execution_options(populate_existing=True)).first()
     if payment is None or payment.id is None:
         return None
     note_locked(session, Payment, payment.id)
     return payment.id
+
+
+def any_waiting(*, session: Session, skip: Collection[int] = ()) -> bool:
+    """Whether any payment but those in `skip` waits to be reconciled, locked or not."""
+    found = session.exec(select(Payment.id).where(*_waiting(skip)).limit(1)).first()
+    return found is not None
+
+
+def _waiting(skip: Collection[int]) -> list[ColumnElement[bool]]:
+    """The conditions of a payment waiting to be reconciled, but for those in `skip`."""
+    # The status as a literal, so the planner matches the partial index ix_payments_waiting
+    # even in a prepared (generic) plan.
+    conditions = [col(Payment.status) == literal_column("'received'")]
+    return conditions + [col(Payment.id).not_in(list(skip))] if skip else conditions
 
 
 def _suspend(session: Session, payment: Payment, reason: str) -> Outcome:

@@ -17,24 +17,25 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from rq import Queue, Retry
-from sqlalchemy import literal_column
-from sqlmodel import col, select
+from sqlmodel import Session
 
 from app import faults
 from app.extensions import Gateway, current_gateway
 from app.jobs import BACKOFF_SECONDS
 from app.messaging.jobs import send_what_it_writes
-from app.models import Payment, PaymentStatus, utcnow
+from app.models import PaymentStatus, utcnow
 from app.payments import intake
 from app.payments.reconcile import (
     NotCreditable,
     Outcome,
+    any_waiting,
     claim_waiting_payment,
     reconcile_payment,
     suspend_payment,
@@ -76,18 +77,31 @@ def process_payment(payment_id: int) -> str:
 
 def reconcile(gateway: Gateway, payment_id: int) -> Outcome:
     """Run the reconciler for one payment in its own transaction."""
+    outcome = _reconcile(gateway, lambda _session: payment_id, claimed=[])
+    assert outcome is not None
+    return outcome
+
+
+def _reconcile(gateway: Gateway, pick: Callable[[Session], int | None],
+               claimed: list[int]) -> Outcome | None:
+    """Reconcile the payment `pick` names (or locks) in the transaction it runs in; None if
+    it names none. Its id goes in `claimed` first, so a caller knows which one failed."""
     try:
         with gateway.db.transaction() as session:
             send_what_it_writes(gateway, session)  # the receipt goes out once this commits
+            payment_id = pick(session)
+            if payment_id is None:
+                return None
+            claimed.append(payment_id)
             outcome = reconcile_payment(session=session, keys=gateway.keys,
                                         payment_id=payment_id, now=utcnow(),
                                         default_country=gateway.settings.default_country)
     except NotCreditable as exc:
         # Whatever crediting had begun is rolled back with its transaction.
         with gateway.db.transaction() as session:
-            outcome = suspend_payment(session=session, payment_id=payment_id,
+            outcome = suspend_payment(session=session, payment_id=claimed[0],
                                       reason=exc.message)
-    log.info("payment #%s %s%s", payment_id, outcome.status,
+    log.info("payment #%s %s%s", outcome.payment_id, outcome.status,
              f" to {outcome.account_number} ({outcome.rule})" if outcome.rule else "")
     return outcome
 
@@ -128,12 +142,6 @@ def drain_payments() -> int:
     done, more = drain(gateway, seconds=DRAIN_SECONDS)
     if more:  # time is up with payments still waiting: queue behind the other jobs
         wake_drain(gateway, reason=f"{done}-more-{uuid.uuid4().hex[:8]}")
-    elif gateway.jobs.queue is not None and _held_elsewhere(gateway):
-        # Some payment is waiting but was locked by someone else (another drain, or an
-        # operator assigning it) when we looked; if they let it go without crediting it,
-        # no ack will wake a drain for it, so look again shortly.
-        _enqueue_drain(gateway.jobs.queue, f"recheck-{uuid.uuid4().hex[:8]}",
-                       delay=RECHECK_AFTER)
     return done
 
 
@@ -141,7 +149,7 @@ def drain(gateway: Gateway, *, seconds: float) -> tuple[int, bool]:
     """Reconcile waiting payments for up to `seconds`: (how many, whether some remain).
 
     A payment that fails unexpectedly is held back from drains for HOLD_BACK (in Redis)
-    and left to its own retried job through the sweep, so it cannot stall the others.
+    and given its own retried job, so it cannot stall the others.
     """
     deadline = time.monotonic() + seconds
     held_back = _held_back(gateway)
@@ -149,7 +157,9 @@ def drain(gateway: Gateway, *, seconds: float) -> tuple[int, bool]:
     while time.monotonic() < deadline:
         claimed: list[int] = []
         try:
-            outcome = _reconcile_next(gateway, skip=held_back, claimed=claimed)
+            outcome = _reconcile(
+                gateway, lambda session: claim_waiting_payment(session=session, skip=held_back),
+                claimed=claimed)
         except Exception:
             if not claimed:
                 raise  # the database itself is failing: rq retries the drain
@@ -161,43 +171,24 @@ def drain(gateway: Gateway, *, seconds: float) -> tuple[int, bool]:
             enqueue_payment(gateway, claimed[0])
             continue
         if outcome is None:
+            _recheck_if_held_elsewhere(gateway, held_back)
             return done, False
         faults.point("payment_committed")
         done += 1
     return done, True
 
 
-def _reconcile_next(gateway: Gateway, *, skip: set[int], claimed: list[int]) -> Outcome | None:
-    """Claim the oldest waiting payment and reconcile it in the same transaction."""
-    try:
-        with gateway.db.transaction() as session:
-            send_what_it_writes(gateway, session)  # the receipt goes out once this commits
-            payment_id = claim_waiting_payment(session=session, skip=skip)
-            if payment_id is None:
-                return None
-            claimed.append(payment_id)
-            outcome = reconcile_payment(session=session, keys=gateway.keys,
-                                        payment_id=payment_id, now=utcnow(),
-                                        default_country=gateway.settings.default_country)
-    except NotCreditable as exc:
-        with gateway.db.transaction() as session:
-            outcome = suspend_payment(session=session, payment_id=claimed[0],
-                                      reason=exc.message)
-    log.info("payment #%s %s%s", outcome.payment_id, outcome.status,
-             f" to {outcome.account_number} ({outcome.rule})" if outcome.rule else "")
-    return outcome
-
-
-def _held_elsewhere(gateway: Gateway) -> bool:
-    """Whether a payment not held back is still waiting (so someone else had it locked)."""
-    if gateway.jobs.queue is None:
-        return False
-    skip = _held_back(gateway)
+def _recheck_if_held_elsewhere(gateway: Gateway, held_back: set[int]) -> None:
+    """A payment is waiting that someone else (another drain, an operator assigning it)
+    had locked when we looked: if they let it go uncredited no ack will wake a drain for
+    it, so one looks again shortly."""
+    queue = gateway.jobs.queue
+    if queue is None:
+        return
     with gateway.db.session() as session:
-        query = select(Payment.id).where(col(Payment.status) == literal_column("'received'"))
-        if skip:
-            query = query.where(col(Payment.id).not_in(list(skip)))
-        return session.exec(query.limit(1)).first() is not None
+        if not any_waiting(session=session, skip=held_back):
+            return
+    _enqueue_drain(queue, f"recheck-{uuid.uuid4().hex[:8]}", delay=RECHECK_AFTER)
 
 
 def _drain_flag(queue: Queue) -> str:
@@ -241,30 +232,13 @@ def _hold_back(gateway: Gateway, payment_id: int) -> None:
                            {str(payment_id): time.time() + HOLD_BACK.total_seconds()})
 
 
-def enqueue_payment(gateway: Gateway, payment_id: int, *, new: bool = False) -> None:
-    """Queue a payment's reconciliation; if the queue is down the sweep will find it.
-
-    `new`: the payment row was just inserted, so its job is queued in one Redis round trip
-    without first looking for a pending one (a copy racing it may queue a second run of
-    the job, which then finds nothing left to do).
-    """
+def enqueue_payment(gateway: Gateway, payment_id: int) -> None:
+    """Queue a payment's reconciliation; if the queue is down the sweep will find it."""
     try:
-        if new and gateway.jobs.queue is not None:
-            _enqueue_new(gateway.jobs.queue, payment_id)
-        else:
-            gateway.jobs.enqueue(process_payment, payment_id, job_id=job_id(payment_id),
-                                 retries=RETRIES)
+        gateway.jobs.enqueue(process_payment, payment_id, job_id=job_id(payment_id),
+                             retries=RETRIES)
     except Exception:  # noqa: BLE001 - the payment is stored; sweep_payments re-enqueues it
         log.exception("could not enqueue %s", job_id(payment_id))
-
-
-def _enqueue_new(queue: Queue, payment_id: int) -> None:
-    # The options JobQueue.enqueue gives every job, written in one pipeline (MULTI/EXEC).
-    with queue.connection.pipeline() as pipe:
-        queue.enqueue(process_payment, payment_id, job_id=job_id(payment_id),
-                      retry=Retry(max=RETRIES, interval=list(BACKOFF_SECONDS[:RETRIES])),
-                      result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, pipeline=pipe)
-        pipe.execute()
 
 
 def sweep_payments(gateway: Gateway, *, stale_after: timedelta = STALE_AFTER) -> int:
