@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from redis import Redis
+from sqlalchemy.orm import configure_mappers
 
 from app.crypto import KeyBox
 from app.db import Database
@@ -28,6 +29,10 @@ class Gateway:
 
 def init_app(app: Flask, settings: Settings) -> Gateway:
     """Build the engine, Redis client, queue and key box for this app."""
+    # Instrument every model now, not on the first query: code that builds bare instances
+    # (the USSD session snapshot) must find the attribute implementations in place even
+    # when it runs before this process has queried anything.
+    configure_mappers()
     redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5) \
         if settings.redis_url else None
     gateway = Gateway(settings=settings, db=Database(settings.database_url),
