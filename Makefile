@@ -47,4 +47,4 @@ clean:
 migration: $(STAMP_DEV)
 	rm -f /tmp/paygo-migration.sqlite3
 	DATABASE_URL=sqlite:////tmp/paygo-migration.sqlite3 $(BIN)/paygo db upgrade
-	DATABASE_URL=sqlite:////tmp/paygo-migration.sqlite3 $(BIN)/python -m app.cli.revision "$(m)"
+	DATABASE_URL=sqlite:////tmp/paygo-migration.sqlite3 $(BIN)/python -m paygo.cli.revision "$(m)"

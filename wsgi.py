@@ -1,5 +1,5 @@
-"""WSGI entry point: `gunicorn wsgi:app` or `flask --app wsgi run`."""
+"""WSGI entry point from a checkout: `gunicorn wsgi:app` or `flask --app wsgi run`."""
 
-from app import create_app
+from paygo.wsgi import app
 
-app = create_app()
+__all__ = ["app"]

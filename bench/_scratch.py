@@ -26,7 +26,7 @@ def scratch_database() -> Iterator[str]:
     """A migrated PostgreSQL database of our own, dropped at the end."""
     from alembic import command
 
-    from app.cli.db import alembic_config
+    from paygo.cli.db import alembic_config
 
     name = f"paygo_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:

@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import redis  # noqa: E402
 from alembic import command  # noqa: E402
 
-from app import create_app  # noqa: E402
-from app.cli.db import alembic_config  # noqa: E402
-from app.cli.worker import make_worker  # noqa: E402
-from app.extensions import Gateway  # noqa: E402
-from app.messaging import jobs  # noqa: E402
-from app.models import MessageStatus, OutboundMessage  # noqa: E402
+from paygo import create_app  # noqa: E402
+from paygo.cli.db import alembic_config  # noqa: E402
+from paygo.cli.worker import make_worker  # noqa: E402
+from paygo.extensions import Gateway  # noqa: E402
+from paygo.messaging import jobs  # noqa: E402
+from paygo.models import MessageStatus, OutboundMessage  # noqa: E402
 from tests.fakes.at_api import FakeAfricasTalking  # noqa: E402
 from tests.fakes.twilio_api import FakeTwilio  # noqa: E402
 

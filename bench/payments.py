@@ -53,10 +53,10 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 
-from app import accountnumbers, accounts, devices, plans  # noqa: E402
-from app.crypto import KeyBox  # noqa: E402
-from app.db import Database  # noqa: E402
 from bench._scratch import free_port, scratch_database, scratch_redis  # noqa: E402
+from paygo import accountnumbers, accounts, devices, plans  # noqa: E402
+from paygo.crypto import KeyBox  # noqa: E402
+from paygo.db import Database  # noqa: E402
 
 TOTAL = int(os.environ.get("BENCH_PAYMENTS", "5000"))
 DUPLICATE_SHARE = 0.10

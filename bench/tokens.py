@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import openpaygo  # noqa: E402
 from openpaygo import TokenType  # noqa: E402
 
-from app.tokens.codec import DeviceCodeParams, TokenKind, generate  # noqa: E402
+from paygo.tokens.codec import DeviceCodeParams, TokenKind, generate  # noqa: E402
 
 COUNTS = (10, 1_000, 2_000, 5_000)
 MODES = {  # name: (restricted, extended)

@@ -41,10 +41,10 @@ MAX_HOPS_PER_PHASE = 200_000
 
 def apologies() -> tuple[str, ...]:
     """The USSD flow's apology screen in every language: a hop that shows it failed."""
-    from app.conversations.actions import ACTIONS
-    from app.conversations.service import USSD_FLOW, constants, flows_dir
-    from app.conversations.validation import load_flows
-    from app.settings import load_settings
+    from paygo.conversations.actions import ACTIONS
+    from paygo.conversations.service import USSD_FLOW, constants, flows_dir
+    from paygo.conversations.validation import load_flows
+    from paygo.settings import load_settings
 
     settings = load_settings(environ={})
     flow = load_flows(flows_dir(settings), ACTIONS, constants(settings))[USSD_FLOW]
@@ -53,7 +53,7 @@ def apologies() -> tuple[str, ...]:
 
 def bench_app() -> Flask:
     """The gateway as configured by the environment, plus the bare `CON hello` route."""
-    from app import create_app
+    from paygo import create_app
 
     app = create_app()
 
@@ -68,10 +68,10 @@ def bench_app() -> Flask:
 
 def load_customers(env: dict[str, str], count: int) -> list[str]:
     """Customers with one account and a few codes each; returns their phones."""
-    from app import create_app
-    from app.crypto import new_device_key
-    from app.models import Token
-    from app.plans import create_plan
+    from paygo import create_app
+    from paygo.crypto import new_device_key
+    from paygo.models import Token
+    from paygo.plans import create_plan
 
     gateway = create_app({"database_url": env["DATABASE_URL"], "redis_url": env["REDIS_URL"],
                           "log_level": "WARNING"}).extensions["paygo"]
@@ -90,7 +90,7 @@ def load_customers(env: dict[str, str], count: int) -> list[str]:
 
 
 def _account(session: Any, gateway: Any, plan: Any, phone: str, key: str, i: int) -> Any:
-    from app import accounts, devices
+    from paygo import accounts, devices
 
     serial = f"BENCH{i:07d}"
     devices.add_device(session=session, keys=gateway.keys, serial=serial, key_hex=key,

@@ -9,9 +9,9 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-import app.models  # noqa: F401 - registers the tables on SQLModel.metadata
-from app.db import Database
-from app.models import UTCDateTime
+import paygo.models  # noqa: F401 - registers the tables on SQLModel.metadata
+from paygo.db import Database
+from paygo.models import UTCDateTime
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -42,7 +42,7 @@ def run_migrations_online() -> None:
         return
     url = config.attributes.get("database_url")
     if url is None:
-        from app.settings import load_settings
+        from paygo.settings import load_settings
 
         url = load_settings().database_url
     database = Database(url)

@@ -20,9 +20,9 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel
 
-from app import create_app
-from app.cli.db import alembic_config
-from app.extensions import Gateway
+from paygo import create_app
+from paygo.cli.db import alembic_config
+from paygo.extensions import Gateway
 
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -140,7 +140,7 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
 
 
 def _empty_tables(url: str) -> None:
-    from app.db import Database
+    from paygo.db import Database
 
     database = Database(url)
     tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]

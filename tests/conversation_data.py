@@ -9,8 +9,8 @@ from typing import Any
 from flask import Flask
 from sqlmodel import Session
 
-from app.extensions import Gateway
-from app.models import Account, AccountStatus, Device, PaymentPlan, Token
+from paygo.extensions import Gateway
+from paygo.models import Account, AccountStatus, Device, PaymentPlan, Token
 from tests.factories import make_account, make_plan
 
 NOW = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)  # 10:00 in Nairobi

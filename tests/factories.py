@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app import accounts, devices, plans
-from app.extensions import Gateway
-from app.models import Account, Device, PaymentPlan
+from paygo import accounts, devices, plans
+from paygo.extensions import Gateway
+from paygo.models import Account, Device, PaymentPlan
 
 _seq = itertools.count(1)
 

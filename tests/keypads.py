@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 from sqlmodel import Session
 
-from app.crypto import KeyBox
-from app.models import Device, Token
-from app.tokens.issue import device_params
-from app.tokens.keypad import Keypad, KeypadResult
+from paygo.crypto import KeyBox
+from paygo.models import Device, Token
+from paygo.tokens.issue import device_params
+from paygo.tokens.keypad import Keypad, KeypadResult
 
 
 def keypad_for(device: Device, keys: KeyBox) -> Keypad:

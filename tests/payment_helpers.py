@@ -17,8 +17,8 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, col, func, select
 from werkzeug.test import TestResponse
 
-from app.extensions import Gateway
-from app.models import Account, AuditLog, OutboundMessage, Payment, Token
+from paygo.extensions import Gateway
+from paygo.models import Account, AuditLog, OutboundMessage, Payment, Token
 from tests.factories import make_account
 
 MPESA_TOKEN = "mpesa-token-123"

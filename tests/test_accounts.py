@@ -9,10 +9,10 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app import accountnumbers, accounts
-from app.errors import Conflict, InvalidInput, NotFound
-from app.extensions import Gateway
-from app.models import Account, AccountStatus, Customer, Device, DeviceStatus
+from paygo import accountnumbers, accounts
+from paygo.errors import Conflict, InvalidInput, NotFound
+from paygo.extensions import Gateway
+from paygo.models import Account, AccountStatus, Customer, Device, DeviceStatus
 from tests.factories import make_account, make_device, make_plan
 
 

@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.errors import ConfigurationError
-from app.settings import _ENV, DEFAULT_MASTER_KEY, DEFAULT_SECRET_KEY
+from paygo import create_app
+from paygo.errors import ConfigurationError
+from paygo.settings import _ENV, DEFAULT_MASTER_KEY, DEFAULT_SECRET_KEY
 
 REAL_SECRETS = {"SECRET_KEY": "a-real-secret-key-0123456789",
                 "PAYGO_MASTER_KEY": "a-real-master-key-0123456789"}

@@ -15,11 +15,11 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from app import accountnumbers, create_app
-from app.crypto import hash_api_key
-from app.demo import DEMO_PLAN
-from app.extensions import Gateway
-from app.models import (
+from paygo import accountnumbers, create_app
+from paygo.crypto import hash_api_key
+from paygo.demo import DEMO_PLAN
+from paygo.extensions import Gateway
+from paygo.models import (
     Account,
     ApiKey,
     AuditLog,
@@ -28,7 +28,7 @@ from app.models import (
     OutboundMessage,
     PaymentPlan,
 )
-from app.settings import _ENV
+from paygo.settings import _ENV
 from tests.conftest import TEST_SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]

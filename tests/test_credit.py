@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from app.credit import Quote, account_view, days_left_shown, quote
-from app.errors import PaymentError
-from app.extensions import Gateway
-from app.messaging import sms
-from app.models import (
+from paygo.credit import Quote, account_view, days_left_shown, quote
+from paygo.errors import PaymentError
+from paygo.extensions import Gateway
+from paygo.messaging import sms
+from paygo.models import (
     Account,
     AccountStatus,
     AuditLog,
@@ -28,10 +28,10 @@ from app.models import (
     PaymentStatus,
     Token,
 )
-from app.payments.tasks import reconcile
-from app.tokens.codec import TokenKind, format_code
-from app.tokens.operator import record_manual_payment
-from app.tokens.receipts import render_receipt
+from paygo.payments.tasks import reconcile
+from paygo.tokens.codec import TokenKind, format_code
+from paygo.tokens.operator import record_manual_payment
+from paygo.tokens.receipts import render_receipt
 from tests.factories import make_account, make_device, make_plan
 from tests.keypads import Boxes
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import event, text
 from sqlmodel import Session
 
-from app import db as db_module
-from app.db import Database, lock_row
-from app.extensions import Gateway
-from app.models import Account
+from paygo import db as db_module
+from paygo.db import Database, lock_row
+from paygo.extensions import Gateway
+from paygo.models import Account
 from tests import factories
 from tests.conftest import PG_ADMIN
 

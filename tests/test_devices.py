@@ -18,10 +18,10 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app import devices
-from app.errors import Conflict, ImportFailed, InvalidInput, NotFound
-from app.extensions import Gateway
-from app.models import Device, DeviceStatus
+from paygo import devices
+from paygo.errors import Conflict, ImportFailed, InvalidInput, NotFound
+from paygo.extensions import Gateway
+from paygo.models import Device, DeviceStatus
 from tests.conftest import TEST_SETTINGS
 from tests.factories import make_device
 
@@ -345,7 +345,7 @@ def _run_on_a_terminal(args: Sequence[str], database_url: str, tmp_path: Path) -
     env = {**os.environ, "DATABASE_URL": database_url, "PAYGO_INSTANCE_PATH": str(tmp_path),
            "PAYGO_MASTER_KEY": TEST_SETTINGS["master_key"], "COLUMNS": "100"}
     primary, secondary = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-c", "from app.cli import main; main()", *args],
+    proc = subprocess.Popen([sys.executable, "-c", "from paygo.cli import main; main()", *args],
                             stdout=secondary, stderr=secondary, stdin=subprocess.DEVNULL,
                             env=env)
     os.close(secondary)

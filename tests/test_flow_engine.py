@@ -14,15 +14,15 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.cli.flows import flows_group
-from app.conversations.actions import ACTIONS
-from app.conversations.commands import Keywords, check_keywords
-from app.conversations.definitions import CHANNEL_LIMITS, InputRule, read_flow
-from app.conversations.engine import Actions, Engine, FlowRuntimeError, ListSpec, Outcome
-from app.conversations.service import SHIPPED_FLOWS, constants
-from app.conversations.validation import check_directory, load_flows
-from app.errors import FlowError
-from app.settings import Settings
+from paygo.cli.flows import flows_group
+from paygo.conversations.actions import ACTIONS
+from paygo.conversations.commands import Keywords, check_keywords
+from paygo.conversations.definitions import CHANNEL_LIMITS, InputRule, read_flow
+from paygo.conversations.engine import Actions, Engine, FlowRuntimeError, ListSpec, Outcome
+from paygo.conversations.service import SHIPPED_FLOWS, constants
+from paygo.conversations.validation import check_directory, load_flows
+from paygo.errors import FlowError
+from paygo.settings import Settings
 
 LANGS = ("en", "sw")
 NAV = {"more": {"en": "More", "sw": "Zaidi"}, "back": {"en": "Back", "sw": "Rudi"},

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from openpaygo import TokenType
 
-from app.tokens.codec import (
+from paygo.tokens.codec import (
     DISABLE_VALUE,
     MAX_STANDARD_VALUE,
     SYNC_VALUE,
@@ -24,7 +24,7 @@ from app.tokens.codec import (
     format_code,
     generate,
 )
-from app.tokens.keypad import Keypad, KeypadResult, KeypadStatus
+from paygo.tokens.keypad import Keypad, KeypadResult, KeypadStatus
 
 REPO = Path(__file__).resolve().parents[1]
 OPENPAYGO_DATA = Path(__file__).resolve().parents[2] / "shared" / "openpaygo"

@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from sqlmodel import select
 
-from app.extensions import Gateway
-from app.messaging.outbox import queue_message
-from app.models import AuditLog, MessageStatus, OutboundMessage
+from paygo.extensions import Gateway
+from paygo.messaging.outbox import queue_message
+from paygo.models import AuditLog, MessageStatus, OutboundMessage
 from tests.fakes.at_api import FakeAfricasTalking
 
 KE = "+254711000001"

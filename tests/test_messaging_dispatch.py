@@ -12,11 +12,11 @@ import pytest
 from flask import Flask
 from sqlmodel import col, select
 
-from app.extensions import Gateway
-from app.messaging import dispatcher, jobs, quiet, setup
-from app.messaging.outbox import queue_message
-from app.models import MessageStatus, OutboundMessage, utcnow
-from app.settings import Settings
+from paygo.extensions import Gateway
+from paygo.messaging import dispatcher, jobs, quiet, setup
+from paygo.messaging.outbox import queue_message
+from paygo.models import MessageStatus, OutboundMessage, utcnow
+from paygo.settings import Settings
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
 

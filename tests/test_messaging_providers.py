@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from app.errors import ConfigurationError
-from app.messaging.providers import OutcomeUnknown, Providers, SendRefused
-from app.messaging.providers.africastalking import AfricasTalking, parse_send_reply
-from app.messaging.providers.console import Console
-from app.messaging.providers.twilio import Twilio
-from app.models import MessageStatus, utcnow
-from app.settings import Settings, load_settings
+from paygo.errors import ConfigurationError
+from paygo.messaging.providers import OutcomeUnknown, Providers, SendRefused
+from paygo.messaging.providers.africastalking import AfricasTalking, parse_send_reply
+from paygo.messaging.providers.console import Console
+from paygo.messaging.providers.twilio import Twilio
+from paygo.models import MessageStatus, utcnow
+from paygo.settings import Settings, load_settings
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
 

@@ -11,9 +11,9 @@ import pytest
 from flask import Flask
 from sqlmodel import col, select
 
-from app.extensions import Gateway
-from app.messaging import reminders, sms
-from app.models import (
+from paygo.extensions import Gateway
+from paygo.messaging import reminders, sms
+from paygo.models import (
     Account,
     AccountStatus,
     Customer,

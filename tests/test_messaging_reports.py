@@ -12,11 +12,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.extensions import Gateway
-from app.messaging import dispatcher, reports
-from app.messaging.outbox import queue_message
-from app.messaging.providers import StatusReport
-from app.models import MessageStatus, OutboundMessage, utcnow
+from paygo.extensions import Gateway
+from paygo.messaging import dispatcher, reports
+from paygo.messaging.outbox import queue_message
+from paygo.messaging.providers import StatusReport
+from paygo.models import MessageStatus, OutboundMessage, utcnow
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from app.messaging import quiet, sms, templates
+from paygo.messaging import quiet, sms, templates
 
 NAIROBI = zoneinfo.ZoneInfo("Africa/Nairobi")
 LONG_VALUES = {"distributor": "SunPower Solar Kenya", "paybill": "4123456",

@@ -18,11 +18,11 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from sqlmodel import col, select
 
-from app.cli.worker import make_worker
-from app.extensions import Gateway
-from app.messaging import jobs
-from app.messaging.outbox import queue_message
-from app.models import MessageStatus, OutboundMessage
+from paygo.cli.worker import make_worker
+from paygo.extensions import Gateway
+from paygo.messaging import jobs
+from paygo.messaging.outbox import queue_message
+from paygo.models import MessageStatus, OutboundMessage
 from tests.conftest import TEST_SETTINGS
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
@@ -161,7 +161,7 @@ def _env(app: Flask, redis_url: str) -> dict[str, str]:
 
 
 def _start_worker(app: Flask, redis_url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", "from app.cli import main; main()",
+    return subprocess.Popen([sys.executable, "-c", "from paygo.cli import main; main()",
                              "worker"], cwd=ROOT, env=_env(app, redis_url),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

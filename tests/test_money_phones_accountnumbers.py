@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app import accountnumbers
-from app.errors import InvalidInput
-from app.money import EXPONENTS, exponent, format_minor, to_minor
-from app.phones import country_code, msisdn_digest, normalise, region, try_normalise
+from paygo import accountnumbers
+from paygo.errors import InvalidInput
+from paygo.money import EXPONENTS, exponent, format_minor, to_minor
+from paygo.phones import country_code, msisdn_digest, normalise, region, try_normalise
 
 # --- money -------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
-from app.models import AuditLog, Payment
+from paygo.models import AuditLog, Payment
 from tests.conftest import TEST_SETTINGS
 from tests.payment_helpers import count, ledger, sample
 

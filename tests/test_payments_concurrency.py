@@ -10,10 +10,10 @@ from typing import Any
 from flask import Flask
 from sqlmodel import Session, col, select
 
-from app.cli.worker import make_worker
-from app.extensions import Gateway
-from app.models import Account, OutboundMessage, Payment, PaymentStatus, Token
-from app.payments.tasks import drain_payments
+from paygo.cli.worker import make_worker
+from paygo.extensions import Gateway
+from paygo.models import Account, OutboundMessage, Payment, PaymentStatus, Token
+from paygo.payments.tasks import drain_payments
 from tests.factories import make_account
 from tests.payment_helpers import MpesaPaybill, count, ledger, payments, release
 

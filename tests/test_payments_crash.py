@@ -18,12 +18,12 @@ from flask import Flask
 from rq import Queue
 from sqlmodel import Session, col, select
 
-from app.cli.worker import make_worker
-from app.extensions import Gateway
-from app.models import Account, Device, OutboundMessage, Payment, PaymentStatus, Token, utcnow
-from app.payments.intake import store_notice
-from app.payments.notice import NoticeStatus, PaymentNotice
-from app.payments.tasks import process_payment
+from paygo.cli.worker import make_worker
+from paygo.extensions import Gateway
+from paygo.models import Account, Device, OutboundMessage, Payment, PaymentStatus, Token, utcnow
+from paygo.payments.intake import store_notice
+from paygo.payments.notice import NoticeStatus, PaymentNotice
+from paygo.payments.tasks import process_payment
 from tests.conftest import TEST_SETTINGS
 from tests.factories import make_account
 from tests.payment_helpers import MpesaPaybill, count, fresh, payments
@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 RUN_JOB = """
 import sys
-from app import create_app
-from app.payments.tasks import job_id, process_payment, sweep_payments
+from paygo import create_app
+from paygo.payments.tasks import job_id, process_payment, sweep_payments
 app = create_app()
 with app.app_context():
     process_payment(int(sys.argv[1]))
@@ -42,7 +42,7 @@ with app.app_context():
 
 POST_CALLBACK = """
 import json, sys
-from app import create_app
+from paygo import create_app
 app = create_app()
 reply = app.test_client().post("/payments/mpesa/mpesa-token-123/confirmation",
                                json=json.loads(sys.argv[1]))
@@ -50,7 +50,7 @@ print(reply.status_code)
 """
 
 
-RUN_WORKER = "from app.cli import main; main()"
+RUN_WORKER = "from paygo.cli import main; main()"
 
 
 def run_child(gateway: Gateway, tmp_path: Path, fault: str, script: str,

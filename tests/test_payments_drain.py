@@ -11,18 +11,18 @@ import pytest
 from flask import Flask
 from sqlmodel import Session, col, select
 
-from app.cli.worker import make_worker
-from app.extensions import Gateway
-from app.messaging import jobs as messaging_jobs
-from app.models import MessageStatus, OutboundMessage, Payment, PaymentStatus, Token, utcnow
-from app.payments import reconcile, tasks
+from paygo.cli.worker import make_worker
+from paygo.extensions import Gateway
+from paygo.messaging import jobs as messaging_jobs
+from paygo.models import MessageStatus, OutboundMessage, Payment, PaymentStatus, Token, utcnow
+from paygo.payments import reconcile, tasks
 from tests.factories import make_account
 from tests.payment_helpers import MpesaPaybill, count, fresh, payments, release
 from tests.test_payments_crash import run_child
 
 RUN_DRAIN = """
-from app import create_app
-from app.payments.tasks import drain
+from paygo import create_app
+from paygo.payments.tasks import drain
 app = create_app()
 with app.app_context():
     drain(app.extensions["paygo"], seconds=60)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session
 
-from app import accountnumbers
-from app.extensions import Gateway
-from app.models import Account, AccountStatus, Payment, PaymentStatus, utcnow
-from app.payments import matching
-from app.payments.intake import store_notice
-from app.payments.matching import normalise_reference, read_payer
-from app.payments.notice import NoticeStatus, PaymentNotice
-from app.payments.tasks import reconcile
-from app.phones import msisdn_digest
+from paygo import accountnumbers
+from paygo.extensions import Gateway
+from paygo.models import Account, AccountStatus, Payment, PaymentStatus, utcnow
+from paygo.payments import matching
+from paygo.payments.intake import store_notice
+from paygo.payments.matching import normalise_reference, read_payer
+from paygo.payments.notice import NoticeStatus, PaymentNotice
+from paygo.payments.tasks import reconcile
+from paygo.phones import msisdn_digest
 from tests.factories import make_account, make_device, make_plan
 from tests.payment_helpers import account_numbered, digest, fresh, receipt_number
 

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 from sqlmodel import Session, select
 
-from app.extensions import Gateway
-from app.models import (
+from paygo.extensions import Gateway
+from paygo.models import (
     Account,
     AuditLog,
     OutboundMessage,

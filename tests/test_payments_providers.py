@@ -13,9 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
-from app.extensions import Gateway
-from app.models import Account, AuditLog, Payment, PaymentStatus
-from app.payments.providers.airtel import sign
+from paygo.extensions import Gateway
+from paygo.models import Account, AuditLog, Payment, PaymentStatus
+from paygo.payments.providers.airtel import sign
 from tests.factories import make_plan
 from tests.payment_helpers import account_numbered, count, ledger, payments, sample
 

@@ -12,10 +12,10 @@ import pytest
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlmodel import Session
 
-from app.errors import ImportFailed
-from app.extensions import Gateway
-from app.models import PaymentStatus
-from app.payments.statement import parse_statement, parse_time
+from paygo.errors import ImportFailed
+from paygo.extensions import Gateway
+from paygo.models import PaymentStatus
+from paygo.payments.statement import parse_statement, parse_time
 from tests.payment_helpers import MpesaPaybill, account_numbered, ledger, payments
 
 

@@ -11,8 +11,8 @@ import pytest
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlmodel import Session, col, select
 
-from app.extensions import Gateway
-from app.models import (
+from paygo.extensions import Gateway
+from paygo.models import (
     Account,
     AccountStatus,
     AuditLog,
@@ -23,9 +23,9 @@ from app.models import (
     TokenType,
     utcnow,
 )
-from app.payments.intake import store_notice
-from app.payments.notice import NoticeStatus, PaymentNotice
-from app.tokens.operator import record_manual_payment
+from paygo.payments.intake import store_notice
+from paygo.payments.notice import NoticeStatus, PaymentNotice
+from paygo.tokens.operator import record_manual_payment
 from tests.factories import make_account, make_plan
 from tests.payment_helpers import MpesaPaybill, count, fresh, payments, release
 

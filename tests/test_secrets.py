@@ -14,11 +14,11 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel, select
 
-from app import devices
-from app.crypto import KeyBox
-from app.errors import ConfigurationError, GatewayError, ImportFailed, InvalidInput
-from app.extensions import Gateway
-from app.models import Device
+from paygo import devices
+from paygo.crypto import KeyBox
+from paygo.errors import ConfigurationError, GatewayError, ImportFailed, InvalidInput
+from paygo.extensions import Gateway
+from paygo.models import Device
 from tests.factories import make_device, make_plan
 
 HEADER = ",".join(devices.FACTORY_HEADER)

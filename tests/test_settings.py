@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.errors import ConfigurationError
-from app.settings import _ENV, DEFAULT_MASTER_KEY, DEFAULT_SECRET_KEY, Settings, load_settings
+from paygo.errors import ConfigurationError
+from paygo.settings import _ENV, DEFAULT_MASTER_KEY, DEFAULT_SECRET_KEY, Settings, load_settings
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
 GOOD_SECRETS = {"SECRET_KEY": "s" * 32, "PAYGO_MASTER_KEY": "m" * 32}
@@ -165,7 +165,7 @@ def test_overrides_are_validated_like_the_environment() -> None:
 def test_env_example_lists_every_setting_once_each_with_a_comment() -> None:
     entries = _example()
     listed = [var for var, _ in entries]
-    assert sorted(listed) == sorted(_ENV), "keep .env.example and app/settings.py _ENV in step"
+    assert sorted(listed) == sorted(_ENV), "keep .env.example and settings._ENV in step"
     assert len(listed) == len(set(listed))
     lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
     for var in listed:

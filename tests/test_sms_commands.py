@@ -13,7 +13,7 @@ from flask import Flask
 from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
-from app.models import Customer, MessageStatus, OutboundMessage
+from paygo.models import Customer, MessageStatus, OutboundMessage
 from tests.conversation_data import (
     KNOWN,
     NOW,

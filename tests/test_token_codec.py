@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from openpaygo import TokenType
 
-from app.tokens.codec import (
+from paygo.tokens.codec import (
     DISABLE_VALUE,
     MAX_EXTENDED_VALUE,
     MAX_STANDARD_VALUE,

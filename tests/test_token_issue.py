@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app import create_app
-from app.credit import account_view
-from app.errors import Conflict, GatewayError, InvalidInput
-from app.extensions import Gateway
-from app.models import (
+from paygo import create_app
+from paygo.credit import account_view
+from paygo.errors import Conflict, GatewayError, InvalidInput
+from paygo.extensions import Gateway
+from paygo.models import (
     Account,
     AccountStatus,
     AuditLog,
@@ -26,11 +26,11 @@ from app.models import (
     Payment,
     Token,
 )
-from app.tokens import codec
-from app.tokens.codec import TokenKind, format_code
-from app.tokens.issue import device_params, issue_token, recent_tokens
-from app.tokens.keypad import KeypadStatus
-from app.tokens.operator import operator_token, record_manual_payment
+from paygo.tokens import codec
+from paygo.tokens.codec import TokenKind, format_code
+from paygo.tokens.issue import device_params, issue_token, recent_tokens
+from paygo.tokens.keypad import KeypadStatus
+from paygo.tokens.operator import operator_token, record_manual_payment
 from tests.conftest import TEST_SETTINGS
 from tests.factories import make_account, make_device, make_plan
 from tests.keypads import Boxes, keypad_for

@@ -12,9 +12,9 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlmodel import Session, col, select
 
-from app.cli.tokens import record_payment
-from app.extensions import Gateway
-from app.models import (
+from paygo.cli.tokens import record_payment
+from paygo.extensions import Gateway
+from paygo.models import (
     Account,
     AccountStatus,
     AuditLog,
@@ -24,9 +24,9 @@ from app.models import (
     Token,
     utcnow,
 )
-from app.tokens.codec import TokenKind, format_code
-from app.tokens.keypad import Keypad
-from app.tokens.operator import record_manual_payment
+from paygo.tokens.codec import TokenKind, format_code
+from paygo.tokens.keypad import Keypad
+from paygo.tokens.operator import record_manual_payment
 from tests.factories import make_account, make_device, make_plan
 from tests.keypads import keypad_for
 

@@ -14,8 +14,8 @@ import redis
 from flask import Flask
 from sqlmodel import Session, col, select
 
-from app.extensions import Gateway
-from app.models import (
+from paygo.extensions import Gateway
+from paygo.models import (
     Customer,
     Device,
     LookupFailure,

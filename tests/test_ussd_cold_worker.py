@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Runs in a new interpreter: build the app and answer one hop, nothing else first.
 FIRST_HOP = """
 import json, sys
-from app import create_app
+from paygo import create_app
 config = json.loads(sys.argv[1])
 app = create_app(config)
 form = json.loads(sys.argv[2])

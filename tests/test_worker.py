@@ -7,7 +7,7 @@ import os
 from flask import Flask
 from rq.job import Job
 
-from app.cli.worker import make_worker
+from paygo.cli.worker import make_worker
 
 
 def report_pid() -> int:

@@ -1,0 +1,68 @@
+"""PAYG solar gateway: the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from paygo.settings import load_settings
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the gateway: settings, then extensions, blueprints, error handlers, commands."""
+    app = Flask(__name__, instance_relative_config=True)
+    settings = load_settings(overrides=_with_instance(app, test_config))
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=256 * 1024,
+                      PAYGO_SETTINGS=settings)
+    logging.basicConfig(level=settings.log_level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    register_extensions(app, settings)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def _with_instance(app: Flask, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    values = dict(overrides or {})
+    if not os.environ.get("PAYGO_INSTANCE_PATH"):
+        values.setdefault("instance_path", app.instance_path)
+    return values
+
+
+def register_extensions(app: Flask, settings: Any) -> None:
+    from paygo import extensions
+    from paygo.messaging import setup as messaging
+
+    extensions.init_app(app, settings)
+    # Sends outbox rows after their transaction commits (rq job, or inline without Redis).
+    messaging.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from paygo.conversations import web as conversations
+    from paygo.messaging import web as sms_reports
+    from paygo.payments import views as payments
+    from paygo.web import health
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(payments.bp)
+    app.register_blueprint(sms_reports.bp)
+    # Loads and validates the flows: an invalid flow stops the app here.
+    conversations.init_app(app)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from paygo.web import errors
+
+    errors.init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from paygo.cli import register
+
+    register(app)

@@ -1,0 +1,48 @@
+"""`paygo flows check`: validate the USSD and SMS flow files without starting the gateway.
+
+It works while the flows are broken (when the app itself refuses to start), so it reads
+the settings on its own rather than through the app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from paygo.cli.output import emit, handles_errors, json_option
+from paygo.conversations.actions import ACTIONS
+from paygo.conversations.commands import check_keywords
+from paygo.conversations.service import SMS_FLOW, constants, flows_dir
+from paygo.conversations.validation import check_directory
+from paygo.settings import load_settings
+
+
+@click.group("flows")
+def flows_group() -> None:
+    """Check the USSD menus and SMS replies (flows/*.yaml)."""
+
+
+@flows_group.command("check")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Folder of flow files (default: FLOWS_DIR or flows/).")
+@json_option
+@handles_errors
+def check(directory: Path | None, as_json: bool) -> None:
+    """Validate every flow: targets, reachability, dead ends, actions, languages, lengths."""
+    settings = load_settings()
+    folder = directory or flows_dir(settings)
+    flows, problems = check_directory(folder, ACTIONS, constants(settings))
+    if SMS_FLOW in flows:
+        problems += check_keywords(flows[SMS_FLOW])
+    lines = [str(p) for p in problems] or [
+        f"{flow.path}: ok ({len(flow.states)} states, {', '.join(flow.languages)})"
+        for flow in flows.values()]
+    emit(as_json, {"directory": str(folder), "ok": not problems,
+                   "flows": sorted(f.path for f in flows.values()),
+                   "problems": [str(p) for p in problems]}, *lines)
+    if problems:
+        raise SystemExit(1)
+
+
+commands = [flows_group]

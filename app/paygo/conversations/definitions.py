@@ -1,0 +1,285 @@
+"""Flow definitions: the typed shape of a `flows/*.yaml` file, and how it is read.
+
+A flow is data a distributor edits: states of kind menu, input, action and end, text per
+language with `{placeholders}`. Reading never raises on a bad file; it collects problems
+(file, state, language, message) so `paygo flows check` can list them all at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from paygo import accountnumbers
+
+KINDS = ("menu", "input", "action", "end")
+INPUT_TYPES = ("digits", "account_number", "amount", "text")
+#: Characters a screen may hold: the whole USSD reply is 182 with its "CON " or "END ".
+CHANNEL_LIMITS = {"ussd": 182 - len("CON "), "sms": 160}
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+#: Telcos mangle anything past plain ASCII, so screens keep to it.
+_PRINTABLE = re.compile(r"^[\x20-\x7e\n]*$")
+
+Texts = Mapping[str, str]
+#: libyaml's safe loader when present: ten times faster, and every app start reads flows.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a flow: where it is and what it is."""
+
+    file: str
+    message: str
+    state: str | None = None
+    language: str | None = None
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.state:
+            where.append(f"state {self.state}")
+        if self.language:
+            where.append(f"language {self.language}")
+        return f"{', '.join(where)}: {self.message}"
+
+
+@dataclass(frozen=True)
+class InputRule:
+    """How an input state checks what the customer typed."""
+
+    type: str
+    min_length: int = 1
+    max_length: int = 20
+    maximum: int | None = None  # amount: largest accepted, in major units
+
+    def width(self) -> int:
+        """The longest value this rule can store (for placeholder lengths)."""
+        if self.type == "account_number":
+            return accountnumbers.LENGTH + 4
+        if self.type == "amount":
+            return len(str(self.maximum or 10**7)) + 3
+        return self.max_length
+
+    def clean(self, raw: str) -> str | None:
+        """The stored value for `raw`, or None when it is not acceptable."""
+        checks: dict[str, Callable[[str], str | None]] = {
+            "digits": self._digits, "account_number": self._account,
+            "amount": self._amount, "text": self._text}
+        return checks[self.type](raw.strip())
+
+    def _digits(self, raw: str) -> str | None:
+        ok = raw.isdigit() and raw.isascii() and self.min_length <= len(raw) <= self.max_length
+        return raw if ok else None
+
+    def _account(self, raw: str) -> str | None:
+        number = raw.replace(" ", "")
+        ok = number.isascii() and len(number) <= self.width() and accountnumbers.is_valid(number)
+        return number if ok else None
+
+    def _amount(self, raw: str) -> str | None:
+        if not re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,2})?", raw):
+            return None
+        value = Decimal(raw)
+        if value <= 0 or (self.maximum is not None and value > self.maximum):
+            return None
+        return raw
+
+    def _text(self, raw: str) -> str | None:
+        text = " ".join(raw.split())
+        ok = self.min_length <= len(text) <= self.max_length and text.isprintable()
+        return text if ok else None
+
+
+@dataclass(frozen=True)
+class Option:
+    """A numbered choice on a menu."""
+
+    text: Texts
+    next: str
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class State:
+    """One state of a flow."""
+
+    name: str
+    kind: str
+    text: Texts | None = None
+    options: tuple[Option, ...] = ()
+    items: str | None = None       # menu: a list an action produced, shown as options
+    store: str | None = None       # menu/input: where the chosen value or input goes
+    next: str | None = None
+    on: Mapping[str, str] = field(default_factory=dict)  # action: its branches -> states
+    action: str | None = None
+    input: InputRule | None = None
+    error: Texts | None = None     # input: shown above the text when the input is refused
+
+    def targets(self) -> list[str]:
+        """Every state this one can lead to."""
+        found = [o.next for o in self.options] + list(self.on.values())
+        return found + ([self.next] if self.next else [])
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A whole flow file, read."""
+
+    name: str
+    path: str
+    channel: str
+    languages: tuple[str, ...]
+    start: str
+    home: str | None
+    strings: Mapping[str, Texts]
+    states: Mapping[str, State]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def limit(self) -> int:
+        return CHANNEL_LIMITS[self.channel]
+
+    def text(self, texts: Texts, lang: str) -> str:
+        """The text in `lang`, or in the flow's first language when it has none."""
+        return texts.get(lang) or texts[self.languages[0]]
+
+    def string(self, key: str, lang: str) -> str:
+        """A flow-wide string (navigation labels, errors) in `lang`."""
+        return self.text(self.strings[key], lang)
+
+
+_TOP_KEYS = {"flow", "channel", "languages", "start", "home", "strings", "states"}
+
+
+def read_flow(path: Path) -> tuple[Flow | None, list[Problem]]:
+    """Read one flow file; the flow is None when it is too broken to validate further."""
+    name = path.name
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return None, [Problem(name, f"cannot be read: {exc}".splitlines()[0])]
+    if not isinstance(raw, dict):
+        return None, [Problem(name, "is not a mapping of flow, channel, languages, states")]
+    problems: list[Problem] = []
+    for key in ("flow", "channel", "languages", "start", "states"):
+        if key not in raw:
+            problems.append(Problem(name, f"missing top-level key {key!r}"))
+    if problems:
+        return None, problems
+    if raw["channel"] not in CHANNEL_LIMITS:
+        problems.append(Problem(name, f"channel must be one of {', '.join(CHANNEL_LIMITS)}"))
+    languages = raw["languages"]
+    if not (isinstance(languages, list) and languages
+            and all(isinstance(x, str) for x in languages)):
+        problems.append(Problem(name, "languages must be a list of language codes"))
+    if not isinstance(raw["states"], dict) or not raw["states"]:
+        problems.append(Problem(name, "states must be a mapping of state names"))
+    if problems:
+        return None, problems
+    states = {}
+    for state_name, body in raw["states"].items():
+        state = _read_state(name, str(state_name), body, problems)
+        if state is not None:
+            states[state.name] = state
+    strings = {str(k): _texts(name, None, v, problems, what=f"string {k}")
+               for k, v in (raw.get("strings") or {}).items()}
+    flow = Flow(name=str(raw["flow"]), path=name, channel=str(raw["channel"]),
+                languages=tuple(languages), start=str(raw["start"]),
+                home=str(raw["home"]) if raw.get("home") else None,
+                strings=strings, states=states,
+                extra={k: v for k, v in raw.items() if k not in _TOP_KEYS})
+    return flow, problems
+
+
+def _read_state(file: str, name: str, body: Any, problems: list[Problem]) -> State | None:
+    if not isinstance(body, dict):
+        problems.append(Problem(file, "must be a mapping", state=name))
+        return None
+    kind = body.get("kind")
+    if kind not in KINDS:
+        problems.append(Problem(file, f"kind must be one of {', '.join(KINDS)}", state=name))
+        return None
+    # Not `on:`, which YAML 1.1 reads as the boolean true.
+    on = body.get("branches") or {}
+    if not isinstance(on, dict):
+        problems.append(Problem(file, "branches must map branch names to states", state=name))
+        on = {}
+    return State(
+        name=name, kind=kind,
+        text=_texts(file, name, body["text"], problems) if "text" in body else None,
+        options=tuple(_read_options(file, name, body.get("options") or [], problems)),
+        items=_opt_str(body.get("items")), store=_opt_str(body.get("store")),
+        next=_opt_str(body.get("next")), on={str(k): str(v) for k, v in on.items()},
+        action=_opt_str(body.get("action")),
+        input=_read_input(file, name, body.get("input"), problems),
+        error=_texts(file, name, body["error"], problems) if "error" in body else None)
+
+
+def _read_options(file: str, state: str, raw: Any, problems: list[Problem]) -> list[Option]:
+    if not isinstance(raw, list):
+        problems.append(Problem(file, "options must be a list", state=state))
+        return []
+    options = []
+    for i, item in enumerate(raw, start=1):
+        if not isinstance(item, dict) or "text" not in item or "next" not in item:
+            problems.append(Problem(file, f"option {i} needs text and next", state=state))
+            continue
+        options.append(Option(text=_texts(file, state, item["text"], problems),
+                              next=str(item["next"]), value=_opt_str(item.get("value"))))
+    return options
+
+
+def _read_input(file: str, state: str, raw: Any, problems: list[Problem]) -> InputRule | None:
+    if raw is None:
+        return None
+    spec = {"type": raw} if isinstance(raw, str) else raw
+    if not isinstance(spec, dict) or spec.get("type") not in INPUT_TYPES:
+        problems.append(Problem(file, f"input type must be one of {', '.join(INPUT_TYPES)}",
+                                state=state))
+        return None
+    try:
+        rule = InputRule(type=spec["type"], min_length=int(spec.get("min_length", 1)),
+                         max_length=int(spec.get("max_length", 20)),
+                         maximum=int(spec["max"]) if "max" in spec else None)
+    except (TypeError, ValueError, InvalidOperation):
+        problems.append(Problem(file, "input lengths and max must be whole numbers",
+                                state=state))
+        return None
+    if not 1 <= rule.min_length <= rule.max_length <= 160:
+        problems.append(Problem(file, "input lengths must satisfy 1 <= min_length <= "
+                                      "max_length <= 160", state=state))
+    return rule
+
+
+def _texts(file: str, state: str | None, raw: Any, problems: list[Problem],
+           what: str = "text") -> dict[str, str]:
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        problems.append(Problem(file, f"{what} must map language codes to strings",
+                                state=state))
+        return {}
+    return {str(k): v.rstrip("\n") for k, v in raw.items()}
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def placeholders(text: str) -> list[str]:
+    """The placeholder names in a text, in order."""
+    return PLACEHOLDER.findall(text)
+
+
+def fill(text: str, values: Mapping[str, Any]) -> str:
+    """Replace each `{name}` with its value (every name must have one)."""
+    return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)
+
+
+def is_plain(text: str) -> bool:
+    """True when a text keeps to printable ASCII and newlines."""
+    return bool(_PRINTABLE.match(text))

@@ -1,0 +1,261 @@
+"""The conversation service: flows loaded once, then one USSD hop or one SMS at a time.
+
+Channels call `answer_hop` and `answer_sms`; both are Flask-free. A USSD hop never
+raises: whatever goes wrong inside becomes an `END` apology in the customer's language
+(the network would otherwise show a generic failure), logged with the session id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine as SaEngine
+from sqlmodel import Session, select
+
+from paygo.conversations.actions import ACTIONS, Context
+from paygo.conversations.commands import Keywords, check_keywords
+from paygo.conversations.engine import Engine, Reply
+from paygo.conversations.sessions import DatabaseSessions, Lockout, RedisSessions, SessionStore
+from paygo.conversations.validation import load_flows
+from paygo.db import Database
+from paygo.errors import FlowError, GatewayError
+from paygo.messaging.outbox import queue_message
+from paygo.models import MessageStatus, OutboundMessage, utcnow
+from paygo.settings import Settings
+
+log = logging.getLogger(__name__)
+SHIPPED_FLOWS = Path(str(files("paygo") / "flows"))
+USSD_FLOW, SMS_FLOW = "ussd", "sms"
+#: More inputs than this in one hop is not a person typing.
+MAX_INPUTS_PER_HOP = 10
+
+
+def flows_dir(settings: Settings) -> Path:
+    """The folder of flow files: FLOWS_DIR, else the `flows/` shipped with the gateway."""
+    return Path(settings.flows_dir) if settings.flows_dir else SHIPPED_FLOWS
+
+
+def constants(settings: Settings) -> dict[str, str]:
+    """Placeholders every screen may use, with the values this install has."""
+    return {"distributor": settings.distributor_name, "paybill": settings.paybill_number}
+
+
+@dataclass
+class Conversations:
+    """Everything a channel needs to hold a conversation."""
+
+    engine: Engine
+    keywords: Keywords
+    sessions: SessionStore
+    lockout: Lockout
+    db: Database
+    settings: Settings
+    actions_engine: SaEngine
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def context(self, *, phone: str, channel: str) -> Context:
+        """A fresh context for one hop or one message."""
+        return Context(engine=self.actions_engine, settings=self.settings,
+                       lockout=self.lockout, phone=phone, now=self.clock(), channel=channel)
+
+    def sorry(self, flow: str, lang: str | None) -> str:
+        """The apology screen in `lang` (or the default language)."""
+        return self.engine.flows[flow].string("sorry", lang or self.settings.default_language)
+
+
+def build(*, settings: Settings, db: Database, redis: Redis | None) -> Conversations:
+    """Load and validate the flows (FlowError names file, state and language) and wire up."""
+    flows = load_flows(flows_dir(settings), ACTIONS, constants(settings))
+    for needed in (USSD_FLOW, SMS_FLOW):
+        if needed not in flows:
+            raise FlowError(f"no flow named {needed!r} in {flows_dir(settings)}")
+    problems = check_keywords(flows[SMS_FLOW])
+    if problems:
+        raise FlowError("invalid SMS keywords:\n" + "\n".join(f"  {p}" for p in problems))
+    ttl = settings.ussd_session_ttl_seconds
+    store: SessionStore = RedisSessions(redis, ttl_seconds=ttl) if redis is not None \
+        else DatabaseSessions(db, ttl_seconds=ttl)
+    lockout = Lockout(redis=redis, failures=settings.lookup_lockout_failures,
+                      seconds=settings.lookup_lockout_seconds)
+    return Conversations(engine=Engine(flows, ACTIONS, constants(settings)),
+                         keywords=Keywords.from_flow(flows[SMS_FLOW]), sessions=store,
+                         lockout=lockout, db=db, settings=settings,
+                         actions_engine=_actions_engine(db))
+
+
+def _actions_engine(db: Database) -> SaEngine:
+    """The engine actions use: on PostgreSQL, autocommit and no ping on each checkout.
+
+    Actions run single statements, so BEGIN/COMMIT would only add round trips; and a hop
+    is answered within milliseconds, so the ping before every query is most of its cost.
+    After a database restart one hop gets the apology screen while the pool reconnects.
+    """
+    if db.dialect != "postgresql":
+        return db.engine
+    engine = create_engine(db.engine.url, isolation_level="AUTOCOMMIT", pool_size=5,
+                           max_overflow=10)
+    # Lives and dies with the gateway's engine; a forked child must not share its sockets.
+    event.listen(db.engine, "engine_disposed", lambda _: engine.dispose())
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    return engine
+
+
+# USSD -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UssdHop:
+    """One hop as the network sends it (already checked by the channel)."""
+
+    session_id: str
+    phone: str
+    service_code: str
+    text: str
+
+
+def answer_hop(conv: Conversations, hop: UssdHop) -> str:
+    """The reply body (`CON ...` or `END ...`) for one hop; never raises."""
+    record: dict[str, Any] | None = None
+    try:
+        # An empty text is the dial itself: there is nothing to load (a repeat of it just
+        # shows the first screen again).
+        record = conv.sessions.load(hop.session_id, now=conv.clock()) if hop.text else None
+        if record is not None and record.get("phone") == hop.phone \
+                and record.get("text") == hop.text:
+            return str(record["reply"])  # the network repeated a hop: same screen
+        fresh = record is None or record.get("done") or record.get("phone") != hop.phone
+        record = _start(conv, hop) if fresh else _continue(conv, hop, record or {})
+    except Exception:
+        log.exception("USSD session %s failed on input %r", hop.session_id, hop.text[-40:])
+        lang = (record or {}).get("state", {}).get("lang")
+        record = {"phone": hop.phone, "text": hop.text, "done": True,
+                  "hops": int((record or {}).get("hops", 0)) + 1,
+                  "reply": "END " + conv.sorry(USSD_FLOW, lang)}
+    _save(conv, hop, record)
+    return str(record["reply"])
+
+
+def _start(conv: Conversations, hop: UssdHop) -> dict[str, Any]:
+    # An unknown or expired session starts cleanly at the first screen, whatever the text.
+    ctx = conv.context(phone=hop.phone, channel="ussd")
+    try:
+        reply, state = conv.engine.begin(USSD_FLOW, lang=conv.settings.default_language,
+                                         context=ctx)
+        ctx.close(commit=True)
+    finally:
+        ctx.close(commit=False)
+    return _record(hop, state, reply, hops=1)
+
+
+def _continue(conv: Conversations, hop: UssdHop, record: dict[str, Any]) -> dict[str, Any]:
+    inputs = _new_inputs(str(record.get("text", "")), hop.text)
+    if len(inputs) > MAX_INPUTS_PER_HOP:
+        raise GatewayError(f"{len(inputs)} inputs in one hop")
+    state: dict[str, Any] = record["state"]
+    reply: Reply | None = None
+    ctx = conv.context(phone=hop.phone, channel="ussd")
+    try:
+        for i, piece in enumerate(inputs):
+            rest = conv.engine.wants_text(state)
+            # Free text may itself hold a `*`: it takes every remaining input.
+            reply, state = conv.engine.resume(state, "*".join(inputs[i:]) if rest else piece,
+                                              context=ctx)
+            if reply.end or rest:
+                break
+        ctx.close(commit=True)
+    finally:
+        ctx.close(commit=False)
+    assert reply is not None  # there is always at least one input
+    return _record(hop, state, reply, hops=int(record.get("hops", 0)) + 1)
+
+
+def _new_inputs(seen: str, text: str) -> list[str]:
+    """The inputs `text` adds to what the session has seen (AT joins them all with `*`)."""
+    if seen == "":
+        return text.split("*")
+    if text.startswith(seen + "*"):
+        return text[len(seen) + 1:].split("*")
+    # The network lost track of the history: the last input is the one just typed.
+    return [text.rsplit("*", 1)[-1]]
+
+
+def _record(hop: UssdHop, state: dict[str, Any], reply: Reply, *, hops: int) -> dict[str, Any]:
+    return {"phone": hop.phone, "text": hop.text, "state": state, "hops": hops,
+            "done": reply.end, "reply": ("END " if reply.end else "CON ") + reply.text}
+
+
+def _save(conv: Conversations, hop: UssdHop, record: dict[str, Any]) -> None:
+    try:
+        conv.sessions.save(hop.session_id, record, phone=hop.phone,
+                           service_code=hop.service_code, now=conv.clock())
+    except Exception:
+        # The reply is still right for this hop; the next one starts over.
+        log.exception("USSD session %s could not be saved", hop.session_id)
+
+
+# SMS --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SmsAnswer:
+    """The reply to one inbound SMS, queued in the outbox; `repeated` for a replay."""
+
+    text: str
+    message_id: int
+    repeated: bool
+
+
+def answer_sms(conv: Conversations, *, phone: str, text: str, provider: str,
+               provider_message_id: str, sent_by_provider: bool = False) -> SmsAnswer:
+    """Reply to a command once per inbound message; the reply waits in the outbox.
+
+    With `sent_by_provider` (Twilio, which sends the TwiML reply itself) the outbox row
+    records the reply as already sent, so the dispatcher does not send it twice.
+    """
+    key = f"sms-reply:{provider}:{provider_message_id}"
+    with conv.db.transaction() as session:
+        existing = _message(session, key)
+        if existing is not None:
+            return SmsAnswer(text=existing.body, message_id=_id(existing), repeated=True)
+    body = _sms_reply(conv, phone=phone, text=text)
+    with conv.db.transaction() as session:
+        message = queue_message(session=session, recipient=phone, body=body, kind="reply",
+                                dedupe_key=key)
+        repeated = message.body != body or message.status != MessageStatus.QUEUED
+        if sent_by_provider and not repeated:
+            message.status, message.provider = MessageStatus.SENT, provider
+            message.sent_at = message.updated_at = conv.clock()
+            session.add(message)
+        return SmsAnswer(text=message.body, message_id=_id(message), repeated=repeated)
+
+
+def _sms_reply(conv: Conversations, *, phone: str, text: str) -> str:
+    command = conv.keywords.parse(text)
+    lang = command.keyword_lang or conv.settings.default_language
+    ctx = conv.context(phone=phone, channel="sms")
+    try:
+        reply, _ = conv.engine.begin(SMS_FLOW, lang=lang, data=command.data(), context=ctx)
+        ctx.close(commit=True)
+        return reply.text
+    except GatewayError:
+        log.exception("SMS command %r from %s failed", text[:40], phone)
+        return conv.sorry(SMS_FLOW, lang)
+    finally:
+        ctx.close(commit=False)
+
+
+def _message(session: Session, key: str) -> OutboundMessage | None:
+    return session.exec(select(OutboundMessage)
+                        .where(OutboundMessage.dedupe_key == key)).first()
+
+
+def _id(message: OutboundMessage) -> int:
+    assert message.id is not None
+    return message.id

@@ -1,0 +1,29 @@
+"""Wire the conversation channels into the app: load the flows, register the blueprints.
+
+Loading validates every flow, so an app with an invalid flow refuses to start and the
+FlowError says which file, state and language.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from paygo.conversations import service
+from paygo.extensions import current_gateway
+
+
+def init_app(app: Flask) -> None:
+    """Load and validate the flows, then register the USSD and SMS endpoints."""
+    from paygo.conversations import sms, ussd
+
+    gateway = app.extensions["paygo"]
+    gateway.services["conversations"] = service.build(
+        settings=gateway.settings, db=gateway.db, redis=gateway.redis)
+    app.register_blueprint(ussd.bp)
+    app.register_blueprint(sms.bp)
+
+
+def current_conversations() -> service.Conversations:
+    """The conversation service of the current app."""
+    conversations: service.Conversations = current_gateway().services["conversations"]
+    return conversations

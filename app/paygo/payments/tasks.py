@@ -1,0 +1,289 @@
+"""Payment jobs: drain the payments waiting to be reconciled; sweep up any left behind.
+
+An acknowledged payment is committed as `received`; the ack then makes sure a drain job
+is queued (`wake_drain`: one Redis SET when a drain is already queued). A drain claims
+the oldest waiting payment nobody else holds (`FOR UPDATE SKIP LOCKED`), reconciles it
+in that transaction, sends its receipt, and takes the next, until none is left or its
+time is up. Each worker runs its own drain under load, so payments cost no rq job each.
+
+`process-payment-{id}` reconciles one payment and may run any number of times (a
+duplicate enqueue, an rq retry, a re-run after the worker died): it credits once. The
+sweep queues it for payments still waiting after STALE_AFTER, and without Redis it runs
+inline after each callback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from rq import Queue, Retry
+from sqlmodel import Session
+
+from paygo import faults
+from paygo.extensions import Gateway, current_gateway
+from paygo.jobs import BACKOFF_SECONDS
+from paygo.messaging.jobs import send_what_it_writes
+from paygo.models import PaymentStatus, utcnow
+from paygo.payments import intake
+from paygo.payments.reconcile import (
+    NotCreditable,
+    Outcome,
+    any_waiting,
+    claim_waiting_payment,
+    reconcile_payment,
+    suspend_payment,
+    waiting_payment_ids,
+)
+from paygo.payments.statement import parse_statement
+
+log = logging.getLogger(__name__)
+
+#: A payment still `received` this long after it arrived has lost its job.
+STALE_AFTER = timedelta(minutes=2)
+RETRIES = 3
+#: While a drain is queued and yet to start, acks find this key set and queue nothing.
+#: Short, so a process that set it and died before queuing the drain delays nobody long.
+DRAIN_FLAG_TTL = 10
+#: A drain that saw a waiting payment locked by someone else looks again after this.
+RECHECK_AFTER = timedelta(seconds=5)
+#: A drain hands its worker back after this long, so other jobs are not kept waiting.
+DRAIN_SECONDS = 20.0
+#: How long drains leave a payment alone after it failed unexpectedly in one.
+HOLD_BACK = timedelta(minutes=10)
+#: How long rq keeps a finished job, and a failed one (as JobQueue.enqueue does).
+RESULT_TTL, FAILURE_TTL = 3600, 7 * 86400
+
+
+def job_id(payment_id: int) -> str:
+    """The rq job id of a payment's reconciliation."""
+    # rq 3 allows letters, digits, dashes and underscores only in job ids.
+    return f"process-payment-{payment_id}"
+
+
+def process_payment(payment_id: int) -> str:
+    """Match, credit and message one stored payment; safe to run again. Returns its status."""
+    gateway = current_gateway()
+    outcome = reconcile(gateway, payment_id)
+    faults.point("payment_committed")
+    return outcome.status
+
+
+def reconcile(gateway: Gateway, payment_id: int) -> Outcome:
+    """Run the reconciler for one payment in its own transaction."""
+    outcome = _reconcile(gateway, lambda _session: payment_id, claimed=[])
+    assert outcome is not None
+    return outcome
+
+
+def _reconcile(gateway: Gateway, pick: Callable[[Session], int | None],
+               claimed: list[int]) -> Outcome | None:
+    """Reconcile the payment `pick` names (or locks) in the transaction it runs in; None if
+    it names none. Its id goes in `claimed` first, so a caller knows which one failed."""
+    try:
+        with gateway.db.transaction() as session:
+            send_what_it_writes(gateway, session)  # the receipt goes out once this commits
+            payment_id = pick(session)
+            if payment_id is None:
+                return None
+            claimed.append(payment_id)
+            outcome = reconcile_payment(session=session, keys=gateway.keys,
+                                        payment_id=payment_id, now=utcnow(),
+                                        default_country=gateway.settings.default_country)
+    except NotCreditable as exc:
+        # Whatever crediting had begun is rolled back with its transaction.
+        with gateway.db.transaction() as session:
+            outcome = suspend_payment(session=session, payment_id=claimed[0],
+                                      reason=exc.message)
+    log.info("payment #%s %s%s", outcome.payment_id, outcome.status,
+             f" to {outcome.account_number} ({outcome.rule})" if outcome.rule else "")
+    return outcome
+
+
+def payment_stored(gateway: Gateway, payment_id: int) -> None:
+    """A payment waiting to be reconciled was committed: see that it will be."""
+    if gateway.jobs.inline:
+        enqueue_payment(gateway, payment_id)  # runs it now, in this process
+    else:
+        wake_drain(gateway, reason=payment_id)
+
+
+def wake_drain(gateway: Gateway, *, reason: int | str) -> None:
+    """Queue a drain unless one is already queued and yet to start; never raises.
+
+    Safe without a lock: a drain deletes the flag before it looks for payments, and a
+    payment is committed before its ack tests the flag. So either this call sets the
+    flag and queues a drain, or a queued drain has not yet started and will see it.
+    """
+    queue, redis = gateway.jobs.queue, gateway.redis
+    if queue is None or redis is None:
+        return
+    flag = _drain_flag(queue)
+    try:
+        if redis.set(flag, str(reason), nx=True, ex=DRAIN_FLAG_TTL):
+            _enqueue_drain(queue, reason)
+    except Exception:  # noqa: BLE001 - the payments are stored; the sweep finds them
+        log.exception("could not queue a payment drain")
+        with suppress(Exception):
+            redis.delete(flag)  # the next payment tries again
+
+
+def drain_payments() -> int:
+    """rq job: reconcile waiting payments until none is left; returns how many."""
+    gateway = current_gateway()
+    if gateway.jobs.queue is not None and gateway.redis is not None:
+        gateway.redis.delete(_drain_flag(gateway.jobs.queue))  # later payments wake anew
+    done, more = drain(gateway, seconds=DRAIN_SECONDS)
+    if more:  # time is up with payments still waiting: queue behind the other jobs
+        wake_drain(gateway, reason=f"{done}-more-{uuid.uuid4().hex[:8]}")
+    return done
+
+
+def drain(gateway: Gateway, *, seconds: float) -> tuple[int, bool]:
+    """Reconcile waiting payments for up to `seconds`: (how many, whether some remain).
+
+    A payment that fails unexpectedly is held back from drains for HOLD_BACK (in Redis)
+    and given its own retried job, so it cannot stall the others.
+    """
+    deadline = time.monotonic() + seconds
+    held_back = _held_back(gateway)
+    done = 0
+    while time.monotonic() < deadline:
+        claimed: list[int] = []
+        try:
+            outcome = _reconcile(
+                gateway, lambda session: claim_waiting_payment(session=session, skip=held_back),
+                claimed=claimed)
+        except Exception:
+            if not claimed:
+                raise  # the database itself is failing: rq retries the drain
+            log.exception("payment #%s failed to reconcile; it gets a job of its own",
+                          claimed[0])
+            held_back.add(claimed[0])
+            _hold_back(gateway, claimed[0])
+            # rq retries it with backoff (a deadlock or a dropped connection heals).
+            enqueue_payment(gateway, claimed[0])
+            continue
+        if outcome is None:
+            _recheck_if_held_elsewhere(gateway, held_back)
+            return done, False
+        faults.point("payment_committed")
+        done += 1
+    return done, True
+
+
+def _recheck_if_held_elsewhere(gateway: Gateway, held_back: set[int]) -> None:
+    """A payment is waiting that someone else (another drain, an operator assigning it)
+    had locked when we looked: if they let it go uncredited no ack will wake a drain for
+    it, so one looks again shortly."""
+    queue = gateway.jobs.queue
+    if queue is None:
+        return
+    with gateway.db.session() as session:
+        if not any_waiting(session=session, skip=held_back):
+            return
+    _enqueue_drain(queue, f"recheck-{uuid.uuid4().hex[:8]}", delay=RECHECK_AFTER)
+
+
+def _drain_flag(queue: Queue) -> str:
+    return f"paygo:{queue.name}:payments-drain-queued"
+
+
+def _held_back_key(queue: Queue) -> str:
+    return f"paygo:{queue.name}:payments-held-back"
+
+
+def _enqueue_drain(queue: Queue, reason: int | str, *, delay: timedelta | None = None) -> None:
+    options: dict[str, Any] = {
+        "job_id": f"drain-payments-{reason}", "result_ttl": RESULT_TTL,
+        "failure_ttl": FAILURE_TTL,
+        "retry": Retry(max=RETRIES, interval=list(BACKOFF_SECONDS[:RETRIES]))}
+    if delay is not None:
+        queue.enqueue_in(delay, drain_payments, **options)
+        return
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue(drain_payments, pipeline=pipe, **options)
+        pipe.execute()
+
+
+def _held_back(gateway: Gateway) -> set[int]:
+    """Payments drains leave alone for now (each failed a drain less than HOLD_BACK ago)."""
+    if gateway.jobs.queue is None or gateway.redis is None:
+        return set()
+    key = _held_back_key(gateway.jobs.queue)
+    with gateway.redis.pipeline() as pipe:
+        pipe.zremrangebyscore(key, "-inf", time.time())
+        pipe.zrange(key, 0, -1)
+        _, members = pipe.execute()
+    return {int(m) for m in members}
+
+
+def _hold_back(gateway: Gateway, payment_id: int) -> None:
+    if gateway.jobs.queue is None or gateway.redis is None:
+        return
+    with suppress(Exception):
+        gateway.redis.zadd(_held_back_key(gateway.jobs.queue),
+                           {str(payment_id): time.time() + HOLD_BACK.total_seconds()})
+
+
+def enqueue_payment(gateway: Gateway, payment_id: int) -> None:
+    """Queue a payment's reconciliation; if the queue is down the sweep will find it."""
+    try:
+        gateway.jobs.enqueue(process_payment, payment_id, job_id=job_id(payment_id),
+                             retries=RETRIES)
+    except Exception:  # noqa: BLE001 - the payment is stored; sweep_payments re-enqueues it
+        log.exception("could not enqueue %s", job_id(payment_id))
+
+
+def sweep_payments(gateway: Gateway, *, stale_after: timedelta = STALE_AFTER) -> int:
+    """Re-enqueue payments stored but never reconciled; returns how many."""
+    with gateway.db.session() as session:
+        ids = waiting_payment_ids(session=session, received_before=utcnow() - stale_after)
+    for payment_id in ids:
+        enqueue_payment(gateway, payment_id)
+    return len(ids)
+
+
+@dataclass(frozen=True)
+class StatementReport:
+    """What an import did: new payments (and how they ended), known ones, skipped lines."""
+
+    new: int
+    known: int
+    credited: int
+    unmatched: int
+    rejected: int
+    skipped: int
+    unmatched_ids: list[int]
+
+
+def import_statement(gateway: Gateway, text: str) -> StatementReport:
+    """Add the payments of a statement that we never heard of, reconciled like callbacks."""
+    parsed = parse_statement(text)
+    now = utcnow()
+    with gateway.db.transaction() as session:
+        stored = [intake.store_notice(session=session, notice=line.notice, raw=line.raw,
+                                      now=now) for line in parsed.lines]
+    new = [s for s in stored if s is not None and s.created]
+    statuses = {s.payment_id: s.status for s in new}
+    for stored_new in new:
+        if stored_new.status == PaymentStatus.RECEIVED:
+            statuses[stored_new.payment_id] = reconcile(gateway, stored_new.payment_id).status
+    unmatched = [i for i, status in statuses.items() if status == PaymentStatus.UNMATCHED]
+    return StatementReport(
+        new=len(new), known=len(stored) - len(new),
+        credited=sum(s == PaymentStatus.CREDITED for s in statuses.values()),
+        unmatched=len(unmatched),
+        rejected=sum(s == PaymentStatus.REJECTED for s in statuses.values()),
+        skipped=parsed.skipped, unmatched_ids=unmatched)
+
+
+def sweep_payments_job() -> int:
+    """rq job: re-enqueue payments whose processing job was lost."""
+    return sweep_payments(current_gateway())
