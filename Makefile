@@ -25,7 +25,8 @@ run: $(STAMP_RUN)
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000
 
 test: $(STAMP_DEV)
-	$(BIN)/ruff check app tests bench migrations
+	$(BIN)/ruff check app tests bench migrations wsgi.py
+	$(BIN)/ruff format --check app tests bench migrations wsgi.py
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

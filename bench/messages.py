@@ -36,23 +36,31 @@ from tests.fakes.twilio_api import FakeTwilio  # noqa: E402
 INLINE_COUNT = 500
 RQ_COUNT = 200
 REDIS_BASE = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
-BASE_SETTINGS: dict[str, Any] = {"env": "test", "secret_key": "bench-secret-key-0123456789",
-                                 "master_key": "bench-master-key-0123456789",
-                                 "log_level": "WARNING"}
+BASE_SETTINGS: dict[str, Any] = {
+    "env": "test",
+    "secret_key": "bench-secret-key-0123456789",
+    "master_key": "bench-master-key-0123456789",
+    "log_level": "WARNING",
+}
 
 
 def write_rows(gateway: Gateway, count: int, prefix: str) -> None:
     """Write queued rows directly (no dispatch): the sweep is what is timed."""
     with gateway.db.transaction() as session:
         for i in range(count):
-            session.add(OutboundMessage(recipient=f"+2547110{i % 100000:05d}",
-                                        body=f"{prefix} receipt {i}: token 123 456 789"))
+            session.add(
+                OutboundMessage(
+                    recipient=f"+2547110{i % 100000:05d}",
+                    body=f"{prefix} receipt {i}: token 123 456 789",
+                )
+            )
 
 
 def sent_count(gateway: Gateway) -> int:
     with gateway.db.session() as session:
-        rows = session.exec(OutboundMessage.__table__.select()  # type: ignore[attr-defined]
-                            .where(OutboundMessage.status == MessageStatus.SENT))
+        rows = session.exec(
+            OutboundMessage.__table__.select().where(OutboundMessage.status == MessageStatus.SENT)  # type: ignore[attr-defined]
+        )
         return len(rows.all())
 
 
@@ -82,21 +90,38 @@ def free_redis_db() -> tuple[redis.Redis, int] | None:
     return None
 
 
-def run_case(folder: Path, name: str, settings: dict[str, Any], mode: str,
-             count: int, redis_url: str | None) -> dict[str, Any]:
+def run_case(
+    folder: Path, name: str, settings: dict[str, Any], mode: str, count: int, redis_url: str | None
+) -> dict[str, Any]:
     url = f"sqlite:///{folder / f'{name}-{mode}.sqlite3'}"
     command.upgrade(alembic_config(url), "head")
-    app = create_app({**BASE_SETTINGS, **settings, "database_url": url,
-                      "instance_path": str(folder), "redis_url": redis_url})
+    app = create_app(
+        {
+            **BASE_SETTINGS,
+            **settings,
+            "database_url": url,
+            "instance_path": str(folder),
+            "redis_url": redis_url,
+        }
+    )
     gateway: Gateway = app.extensions["paygo"]
     write_rows(gateway, count, name)
-    timer: Callable[[], float] = (lambda: time_inline(gateway, count)) if mode == "inline" \
+    timer: Callable[[], float] = (
+        (lambda: time_inline(gateway, count))
+        if mode == "inline"
         else (lambda: time_rq(app, gateway, count))
+    )
     seconds = timer()
     sent = sent_count(gateway)
     gateway.db.dispose()
-    return {"provider": name, "mode": mode, "messages": count, "sent": sent,
-            "seconds": round(seconds, 3), "per_second": round(sent / seconds, 1)}
+    return {
+        "provider": name,
+        "mode": mode,
+        "messages": count,
+        "sent": sent,
+        "seconds": round(seconds, 3),
+        "per_second": round(sent / seconds, 1),
+    }
 
 
 def main() -> int:
@@ -105,10 +130,12 @@ def main() -> int:
     logging.disable(logging.WARNING)  # the console provider logs each message at INFO
     results: list[dict[str, Any]] = []
     locked = free_redis_db()
-    with tempfile.TemporaryDirectory() as tmp, FakeAfricasTalking() as at, \
-            FakeTwilio() as tw:
-        providers = {"console": {"sms_provider": "console"}, "africastalking": at.settings(),
-                     "twilio": tw.settings()}
+    with tempfile.TemporaryDirectory() as tmp, FakeAfricasTalking() as at, FakeTwilio() as tw:
+        providers = {
+            "console": {"sms_provider": "console"},
+            "africastalking": at.settings(),
+            "twilio": tw.settings(),
+        }
         for name, settings in providers.items():
             results.append(run_case(Path(tmp), name, settings, "inline", INLINE_COUNT, None))
         if locked is not None:
@@ -117,15 +144,16 @@ def main() -> int:
             try:
                 for name in ("console", "africastalking"):
                     redis.Redis.from_url(url).flushdb()
-                    results.append(run_case(Path(tmp), name, providers[name], "rq",
-                                            RQ_COUNT, url))
+                    results.append(run_case(Path(tmp), name, providers[name], "rq", RQ_COUNT, url))
             finally:
                 redis.Redis.from_url(url).flushdb()
                 admin.delete(f"paygo-test-lock:{number}")
     print(f"{'provider':<16}{'mode':<8}{'messages':>9}{'sent':>7}{'seconds':>10}{'msg/s':>9}")
     for row in results:
-        print(f"{row['provider']:<16}{row['mode']:<8}{row['messages']:>9}{row['sent']:>7}"
-              f"{row['seconds']:>10.2f}{row['per_second']:>9.1f}")
+        print(
+            f"{row['provider']:<16}{row['mode']:<8}{row['messages']:>9}{row['sent']:>7}"
+            f"{row['seconds']:>10.2f}{row['per_second']:>9.1f}"
+        )
     if locked is None:
         print("(Redis did not answer on 127.0.0.1:6379: rq rows skipped)")
     print(json.dumps({"bench": "messages", "database": "sqlite", "results": results}))

@@ -96,16 +96,20 @@ def seed(url: str) -> list[tuple[str, str]]:
     database, keys = Database(url), KeyBox(MASTER_KEY)
     pairs = []
     with database.transaction() as session:
-        plan = plans.create_plan(session=session, name="Bench", currency="KES",
-                                 price_per_day=5000)
+        plan = plans.create_plan(session=session, name="Bench", currency="KES", price_per_day=5000)
         for i in range(ACCOUNTS):
             serial = f"BENCH{i:06d}"
-            devices.add_device(session=session, keys=keys, serial=serial,
-                               key_hex=secrets.token_hex(16),
-                               starting_code=secrets.randbelow(10**9))
+            devices.add_device(
+                session=session,
+                keys=keys,
+                serial=serial,
+                key_hex=secrets.token_hex(16),
+                starting_code=secrets.randbelow(10**9),
+            )
             phone = f"+2547110{i:05d}"
-            account = accounts.create_account(session=session, name=f"Customer {i}",
-                                              phone=phone, serial=serial, plan=plan)
+            account = accounts.create_account(
+                session=session, name=f"Customer {i}", phone=phone, serial=serial, plan=plan
+            )
             pairs.append((account.number, phone.lstrip("+")))
     database.dispose()
     return pairs
@@ -115,7 +119,7 @@ def typo(number: str, rng: random.Random) -> str:
     """One digit of the body changed: the check digit no longer fits."""
     position = rng.randrange(len(number) - 1)
     digit = rng.choice([d for d in "0123456789" if d != number[position]])
-    wrong = number[:position] + digit + number[position + 1:]
+    wrong = number[:position] + digit + number[position + 1 :]
     assert not accountnumbers.is_valid(wrong)
     return wrong
 
@@ -127,12 +131,23 @@ def make_load(pairs: list[tuple[str, str]], rng: random.Random) -> Load:
     bodies = []
     for i in range(unique):
         number, msisdn = rng.choice(pairs)
-        bodies.append({"TransactionType": "Pay Bill", "TransID": f"BEN{i:07d}",
-                       "TransTime": "20261120101502", "TransAmount": AMOUNT,
-                       "BusinessShortCode": "600638",
-                       "BillRefNumber": typo(number, rng) if i < typos else number,
-                       "InvoiceNumber": "", "OrgAccountBalance": "", "ThirdPartyTransID": "",
-                       "MSISDN": msisdn, "FirstName": "BENCH", "MiddleName": "", "LastName": ""})
+        bodies.append(
+            {
+                "TransactionType": "Pay Bill",
+                "TransID": f"BEN{i:07d}",
+                "TransTime": "20261120101502",
+                "TransAmount": AMOUNT,
+                "BusinessShortCode": "600638",
+                "BillRefNumber": typo(number, rng) if i < typos else number,
+                "InvoiceNumber": "",
+                "OrgAccountBalance": "",
+                "ThirdPartyTransID": "",
+                "MSISDN": msisdn,
+                "FirstName": "BENCH",
+                "MiddleName": "",
+                "LastName": "",
+            }
+        )
     bodies += [dict(b) for b in rng.sample(bodies, duplicates)]
     rng.shuffle(bodies)
     return Load(bodies=bodies, unique=unique, typos=typos)
@@ -140,10 +155,17 @@ def make_load(pairs: list[tuple[str, str]], rng: random.Random) -> Load:
 
 def environment(db_url: str, redis_url: str, instance: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYGO_FAULT",))}
-    env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, PAYGO_ENV="development",
-               PAYGO_MASTER_KEY=MASTER_KEY, SECRET_KEY="bench-secret-key-0123456789",
-               MPESA_CALLBACK_TOKEN=TOKEN, PAYGO_INSTANCE_PATH=instance, LOG_LEVEL="WARNING",
-               SMS_PROVIDER="console")
+    env.update(
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        PAYGO_ENV="development",
+        PAYGO_MASTER_KEY=MASTER_KEY,
+        SECRET_KEY="bench-secret-key-0123456789",
+        MPESA_CALLBACK_TOKEN=TOKEN,
+        PAYGO_INSTANCE_PATH=instance,
+        LOG_LEVEL="WARNING",
+        SMS_PROVIDER="console",
+    )
     return env
 
 
@@ -151,15 +173,34 @@ def environment(db_url: str, redis_url: str, instance: str) -> dict[str, str]:
 def services(env: dict[str, str], port: int) -> Iterator[list[int]]:
     """gunicorn and the rq workers, each in its own process group, stopped afterwards."""
     bin_dir = Path(sys.executable).parent
-    commands = [[str(bin_dir / "gunicorn"), "--workers", str(WEB_WORKERS), "--threads",
-                 str(WEB_THREADS), "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-                 "wsgi:app"]]
+    commands = [
+        [
+            str(bin_dir / "gunicorn"),
+            "--workers",
+            str(WEB_WORKERS),
+            "--threads",
+            str(WEB_THREADS),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "wsgi:app",
+        ]
+    ]
     worker = [str(bin_dir / "paygo"), "worker", f"--{WORKER_KIND}"]
     commands += [worker for _ in range(RQ_WORKERS)]
-    processes = [subprocess.Popen(c, cwd=ROOT, env=env, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  preexec_fn=None if i == 0 else _lower_priority)
-                 for i, c in enumerate(commands)]
+    processes = [
+        subprocess.Popen(
+            c,
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=None if i == 0 else _lower_priority,
+        )
+        for i, c in enumerate(commands)
+    ]
     try:
         wait_healthy(port)
         yield [process.pid for process in processes]  # each the id of its process group
@@ -286,8 +327,12 @@ def warm_up(port: int, template: dict[str, Any]) -> None:
         try:
             for n in range(WARM_UP):
                 body = dict(template, TransID=f"WARM{index:03d}{n:04d}", TransAmount="0")
-                conn.request("POST", path, body=json.dumps(body),
-                             headers={"Content-Type": "application/json"})
+                conn.request(
+                    "POST",
+                    path,
+                    body=json.dumps(body),
+                    headers={"Content-Type": "application/json"},
+                )
                 conn.getresponse().read()
         finally:
             conn.close()
@@ -301,8 +346,9 @@ def wait_for_outbox(db_url: str, expected: int, started: float) -> float | None:
     """Seconds from the first post until `expected` receipts are in the outbox."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         while time.perf_counter() - started < OUTBOX_DEADLINE:
-            row = conn.execute("SELECT count(*) FROM outbound_messages "
-                               "WHERE dedupe_key LIKE 'payment:%'").fetchone()
+            row = conn.execute(
+                "SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'payment:%'"
+            ).fetchone()
             if row and row[0] >= expected:
                 return time.perf_counter() - started
             time.sleep(0.2)
@@ -317,19 +363,31 @@ def count_check(db_url: str, load: Load) -> dict[str, Any]:
         "tokens": "SELECT count(*) FROM tokens",
         "messages": "SELECT count(*) FROM outbound_messages WHERE dedupe_key LIKE 'payment:%'",
         "double_credits": "SELECT count(*) FROM (SELECT payment_id FROM tokens "
-                          "GROUP BY payment_id HAVING count(*) > 1) AS twice",
+        "GROUP BY payment_id HAVING count(*) > 1) AS twice",
         "money_credited": "SELECT coalesce(sum(total_paid), 0) FROM accounts",
     }
     with psycopg.connect(db_url, autocommit=True) as conn:
         found = {k: int(conn.execute(q).fetchone()[0]) for k, q in queries.items()}  # type: ignore[index]
-        rules: dict[Any, int] = dict(conn.execute(
-            "SELECT match_rule, count(*) FROM payments WHERE provider_txn_id NOT LIKE 'WARM%' "
-            "GROUP BY match_rule").fetchall())
-    expected = {"payments": load.unique, "credited": load.unique, "tokens": load.unique,
-                "messages": load.unique, "double_credits": 0,
-                "money_credited": load.unique * int(AMOUNT) * 100}
-    return {"found": found, "expected": expected, "ok": found == expected,
-            "rules": {str(k): v for k, v in rules.items()}}
+        rules: dict[Any, int] = dict(
+            conn.execute(
+                "SELECT match_rule, count(*) FROM payments WHERE provider_txn_id NOT LIKE 'WARM%' "
+                "GROUP BY match_rule"
+            ).fetchall()
+        )
+    expected = {
+        "payments": load.unique,
+        "credited": load.unique,
+        "tokens": load.unique,
+        "messages": load.unique,
+        "double_credits": 0,
+        "money_credited": load.unique * int(AMOUNT) * 100,
+    }
+    return {
+        "found": found,
+        "expected": expected,
+        "ok": found == expected,
+        "rules": {str(k): v for k, v in rules.items()},
+    }
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -339,8 +397,11 @@ def percentile(values: list[float], share: float) -> float:
 def main() -> None:
     rng = random.Random(20261120)
     load_before = os.getloadavg()[0]
-    with scratch_database() as db_url, scratch_redis() as redis_url, \
-            tempfile.TemporaryDirectory() as instance:
+    with (
+        scratch_database() as db_url,
+        scratch_redis() as redis_url,
+        tempfile.TemporaryDirectory() as instance,
+    ):
         load = make_load(seed(db_url), rng)
         port, database = free_port(), db_url.rsplit("/", 1)[1]
         with services(environment(db_url, redis_url, instance), port) as groups:
@@ -354,9 +415,14 @@ def main() -> None:
             load_during = os.getloadavg()[0]
         check = count_check(db_url, load)
     figures = {
-        "posted": len(load.bodies), "unique": load.unique, "typos": load.typos,
-        "clients": CLIENTS, "rate": RATE or "max", "web": f"{WEB_WORKERS}x{WEB_THREADS}",
-        "rq_workers": f"{RQ_WORKERS} {WORKER_KIND}", "worker_nice": WORKER_NICE,
+        "posted": len(load.bodies),
+        "unique": load.unique,
+        "typos": load.typos,
+        "clients": CLIENTS,
+        "rate": RATE or "max",
+        "web": f"{WEB_WORKERS}x{WEB_THREADS}",
+        "rq_workers": f"{RQ_WORKERS} {WORKER_KIND}",
+        "worker_nice": WORKER_NICE,
         "ack_failures": failures,
         "acks_per_s": round(len(load.bodies) / wall, 1),
         "ack_p50_ms": round(percentile(latencies, 0.50), 2),
@@ -365,11 +431,15 @@ def main() -> None:
         # CPU per request and per payment: what the figures above cost, whatever the load.
         "web_cpu_ms_per_ack": round(1000 * (posted["web"] - idle["web"]) / len(load.bodies), 2),
         "worker_cpu_ms_per_payment": round(
-            1000 * (done["workers"] - idle["workers"]) / load.unique, 2),
+            1000 * (done["workers"] - idle["workers"]) / load.unique, 2
+        ),
         "postgres_cpu_ms_per_payment": round(
-            1000 * (done["postgres"] - idle["postgres"]) / load.unique, 2),
+            1000 * (done["postgres"] - idle["postgres"]) / load.unique, 2
+        ),
         "load_avg_1min": [round(load_before, 2), round(load_during, 2)],
-        "counts_ok": check["ok"], "counts": check["found"], "rules": check["rules"],
+        "counts_ok": check["ok"],
+        "counts": check["found"],
+        "rules": check["rules"],
     }
     report(figures, check)
     if TRACE:
@@ -379,20 +449,24 @@ def main() -> None:
 
 def report(figures: dict[str, Any], check: dict[str, Any]) -> None:
     """The table, then the figures as one JSON line."""
-    rows = [("posted (10% duplicates, 5% typos)", figures["posted"]),
-            ("concurrent clients", figures["clients"]),
-            ("posting rate (/s)", figures["rate"]),
-            ("gunicorn workers x threads", figures["web"]),
-            ("rq workers", figures["rq_workers"]),
-            ("acknowledgements/s", figures["acks_per_s"]),
-            ("ack latency p50 (ms)", figures["ack_p50_ms"]),
-            ("ack latency p99 (ms)", figures["ack_p99_ms"]),
-            ("every token in the outbox after (s)",
-             figures["outbox_complete_s"] or f"> {OUTBOX_DEADLINE:.0f}"),
-            ("web CPU per ack (ms)", figures["web_cpu_ms_per_ack"]),
-            ("worker CPU per payment (ms)", figures["worker_cpu_ms_per_payment"]),
-            ("postgres CPU per payment (ms)", figures["postgres_cpu_ms_per_payment"]),
-            ("load average before, during", figures["load_avg_1min"])]
+    rows = [
+        ("posted (10% duplicates, 5% typos)", figures["posted"]),
+        ("concurrent clients", figures["clients"]),
+        ("posting rate (/s)", figures["rate"]),
+        ("gunicorn workers x threads", figures["web"]),
+        ("rq workers", figures["rq_workers"]),
+        ("acknowledgements/s", figures["acks_per_s"]),
+        ("ack latency p50 (ms)", figures["ack_p50_ms"]),
+        ("ack latency p99 (ms)", figures["ack_p99_ms"]),
+        (
+            "every token in the outbox after (s)",
+            figures["outbox_complete_s"] or f"> {OUTBOX_DEADLINE:.0f}",
+        ),
+        ("web CPU per ack (ms)", figures["web_cpu_ms_per_ack"]),
+        ("worker CPU per payment (ms)", figures["worker_cpu_ms_per_payment"]),
+        ("postgres CPU per payment (ms)", figures["postgres_cpu_ms_per_payment"]),
+        ("load average before, during", figures["load_avg_1min"]),
+    ]
     for label, value in rows:
         print(f"{label:<36}{value!s:>14}")
     for key, value in check["found"].items():

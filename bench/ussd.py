@@ -66,6 +66,7 @@ def bench_app() -> Flask:
 
 # Customers ------------------------------------------------------------------------------------
 
+
 def load_customers(env: dict[str, str], count: int) -> list[str]:
     """Customers with one account and a few codes each; returns their phones."""
     from paygo import create_app
@@ -73,18 +74,35 @@ def load_customers(env: dict[str, str], count: int) -> list[str]:
     from paygo.models import Token
     from paygo.plans import create_plan
 
-    gateway = create_app({"database_url": env["DATABASE_URL"], "redis_url": env["REDIS_URL"],
-                          "log_level": "WARNING"}).extensions["paygo"]
+    gateway = create_app(
+        {"database_url": env["DATABASE_URL"], "redis_url": env["REDIS_URL"], "log_level": "WARNING"}
+    ).extensions["paygo"]
     phones = [f"+2547{10 + i // 1_000_000:02d}{i % 1_000_000:06d}" for i in range(count)]
     with gateway.db.transaction() as session:
-        plan = create_plan(session=session, name="Bench 80W", currency="KES",
-                           price_per_day=5000, min_payment=5000, total_price=1500000)
+        plan = create_plan(
+            session=session,
+            name="Bench 80W",
+            currency="KES",
+            price_per_day=5000,
+            min_payment=5000,
+            total_price=1500000,
+        )
         for i, phone in enumerate(phones):
             account = _account(session, gateway, plan, phone, new_device_key(), i)
-            session.add_all([Token(device_id=account.device_id, account_id=account.id,
-                                   count=n, type="add_time", days=n, value_raw=n,
-                                   code=f"{secrets.randbelow(10**9):09d}")
-                             for n in range(1, 6)])
+            session.add_all(
+                [
+                    Token(
+                        device_id=account.device_id,
+                        account_id=account.id,
+                        count=n,
+                        type="add_time",
+                        days=n,
+                        value_raw=n,
+                        code=f"{secrets.randbelow(10**9):09d}",
+                    )
+                    for n in range(1, 6)
+                ]
+            )
     gateway.db.dispose()
     return phones
 
@@ -93,22 +111,43 @@ def _account(session: Any, gateway: Any, plan: Any, phone: str, key: str, i: int
     from paygo import accounts, devices
 
     serial = f"BENCH{i:07d}"
-    devices.add_device(session=session, keys=gateway.keys, serial=serial, key_hex=key,
-                       starting_code=secrets.randbelow(10**9))
-    return accounts.create_account(session=session, name=f"Customer {i}", phone=phone,
-                                   serial=serial, plan=plan)
+    devices.add_device(
+        session=session,
+        keys=gateway.keys,
+        serial=serial,
+        key_hex=key,
+        starting_code=secrets.randbelow(10**9),
+    )
+    return accounts.create_account(
+        session=session, name=f"Customer {i}", phone=phone, serial=serial, plan=plan
+    )
 
 
 # The server ------------------------------------------------------------------------------------
+
 
 @contextmanager
 def gunicorn(env: dict[str, str], port: int, workers: int, threads: int) -> Iterator[None]:
     """Serve the bench app on 127.0.0.1:port; stop it (and only it) at the end."""
     process = subprocess.Popen(
         # The running interpreter's own gunicorn: works from any venv or installed package.
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--threads", str(threads), "--log-level", "warning",
-         "bench.ussd:bench_app()"], cwd=ROOT, env={**os.environ, **env})
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+            "bench.ussd:bench_app()",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
     try:
         _wait_ready(port, process)
         yield
@@ -135,8 +174,12 @@ def post(port: int, path: str, form: dict[str, str]) -> tuple[int, str]:
     """One form POST on a fresh connection (gunicorn's sync workers close each one)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("POST", path, body=urllib.parse.urlencode(form),
-                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        conn.request(
+            "POST",
+            path,
+            body=urllib.parse.urlencode(form),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         response = conn.getresponse()
         return response.status, response.read().decode()
     finally:
@@ -144,6 +187,7 @@ def post(port: int, path: str, form: dict[str, str]) -> tuple[int, str]:
 
 
 # Load ------------------------------------------------------------------------------------------
+
 
 class Recorder:
     """Latencies and errors, shared by the client threads."""
@@ -159,13 +203,22 @@ class Recorder:
             self.errors += 0 if ok else 1
 
 
-def drive(port: int, phones: list[str], *, hello: bool, seconds: float, concurrency: int,
-          recorder: Recorder) -> float:
+def drive(
+    port: int,
+    phones: list[str],
+    *,
+    hello: bool,
+    seconds: float,
+    concurrency: int,
+    recorder: Recorder,
+) -> float:
     """Run whole sessions (or bare hellos) from `concurrency` threads; return the time taken."""
     sessions = itertools.count(int(time.monotonic() * 1000) * 1000)
     stop_at = time.monotonic() + seconds
-    threads = [threading.Thread(target=_client, args=(port, phones, hello, stop_at, sessions,
-                                                      recorder)) for _ in range(concurrency)]
+    threads = [
+        threading.Thread(target=_client, args=(port, phones, hello, stop_at, sessions, recorder))
+        for _ in range(concurrency)
+    ]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -174,32 +227,56 @@ def drive(port: int, phones: list[str], *, hello: bool, seconds: float, concurre
     return time.monotonic() - started
 
 
-def alternate(port: int, phones: list[str], *, seconds: float, rounds: int,
-              concurrency: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def alternate(
+    port: int, phones: list[str], *, seconds: float, rounds: int, concurrency: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Ceiling and USSD in alternating rounds, so a busy spell on the machine hits both."""
     totals = {"hello": (Recorder(), [0.0]), "ussd": (Recorder(), [0.0])}
     for _ in range(rounds):
         for name in ("hello", "ussd"):
             recorder, elapsed = totals[name]
-            elapsed[0] += drive(port, phones, hello=name == "hello", seconds=seconds / rounds,
-                                concurrency=concurrency, recorder=recorder)
-    return (_figures(totals["hello"][0], totals["hello"][1][0]),
-            _figures(totals["ussd"][0], totals["ussd"][1][0]))
+            elapsed[0] += drive(
+                port,
+                phones,
+                hello=name == "hello",
+                seconds=seconds / rounds,
+                concurrency=concurrency,
+                recorder=recorder,
+            )
+    return (
+        _figures(totals["hello"][0], totals["hello"][1][0]),
+        _figures(totals["ussd"][0], totals["ussd"][1][0]),
+    )
 
 
-def _client(port: int, phones: list[str], hello: bool, stop_at: float,
-            sessions: Iterator[int], recorder: Recorder) -> None:
+def _client(
+    port: int,
+    phones: list[str],
+    hello: bool,
+    stop_at: float,
+    sessions: Iterator[int],
+    recorder: Recorder,
+) -> None:
     while time.monotonic() < stop_at and len(recorder.latencies) < MAX_HOPS_PER_PHASE:
         n = next(sessions)
         inputs = PATHS[n % len(PATHS)]
-        form = {"sessionId": f"ATUid_bench_{os.getpid()}_{n}", "serviceCode": "*384*4321#",
-                "phoneNumber": phones[n % len(phones)], "networkCode": "63902", "text": ""}
+        form = {
+            "sessionId": f"ATUid_bench_{os.getpid()}_{n}",
+            "serviceCode": "*384*4321#",
+            "phoneNumber": phones[n % len(phones)],
+            "networkCode": "63902",
+            "text": "",
+        }
         for depth in range(len(inputs) + 1):
             form["text"] = "*".join(inputs[:depth])
             began = time.perf_counter()
             status, body = post(port, HELLO_PATH if hello else USSD_PATH, form)
-            ok = status == 200 and body.startswith(("CON ", "END ")) and len(body) <= 182 \
+            ok = (
+                status == 200
+                and body.startswith(("CON ", "END "))
+                and len(body) <= 182
                 and body not in APOLOGIES
+            )
             recorder.add(time.perf_counter() - began, ok)
             if body.startswith("END ") or time.monotonic() >= stop_at:
                 break
@@ -211,8 +288,13 @@ def _figures(recorder: Recorder, elapsed: float) -> dict[str, Any]:
     def pct(p: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 2)
 
-    return {"hops": len(ordered), "hops_per_s": round(len(ordered) / elapsed, 1),
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "errors": recorder.errors}
+    return {
+        "hops": len(ordered),
+        "hops_per_s": round(len(ordered) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "errors": recorder.errors,
+    }
 
 
 #: Filled in main(): the apology screens, each counted as an error.
@@ -233,30 +315,59 @@ def main() -> None:
     args = parser.parse_args()
     seconds = min(args.seconds, 60.0)
     with scratch_database() as db_url, scratch_redis() as redis_url:
-        env = {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "PAYGO_ENV": "development",
-               "LOG_LEVEL": "WARNING", "PAYGO_INSTANCE_PATH": "/tmp/paygo-bench"}
+        env = {
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_url,
+            "PAYGO_ENV": "development",
+            "LOG_LEVEL": "WARNING",
+            "PAYGO_INSTANCE_PATH": "/tmp/paygo-bench",
+        }
         phones = load_customers(env, args.customers)
         port = free_port()
         with gunicorn(env, port, args.workers, args.threads):
-            drive(port, phones, hello=False, seconds=1.0, concurrency=2,  # warm up
-                  recorder=Recorder())
-            ceiling, ussd = alternate(port, phones, seconds=seconds, rounds=args.rounds,
-                                      concurrency=args.concurrency)
+            drive(
+                port,
+                phones,
+                hello=False,
+                seconds=1.0,
+                concurrency=2,  # warm up
+                recorder=Recorder(),
+            )
+            ceiling, ussd = alternate(
+                port, phones, seconds=seconds, rounds=args.rounds, concurrency=args.concurrency
+            )
     ratio = round(ussd["hops_per_s"] / ceiling["hops_per_s"], 2)
     kind = "sync workers" if args.threads == 1 else f"gthread workers x {args.threads} threads"
-    print(f"gunicorn {args.workers} {kind}, {args.concurrency} client threads, "
-          f"{seconds:g} s per phase in {args.rounds} alternating rounds, PostgreSQL + Redis "
-          f"on 127.0.0.1, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"gunicorn {args.workers} {kind}, {args.concurrency} client threads, "
+        f"{seconds:g} s per phase in {args.rounds} alternating rounds, PostgreSQL + Redis "
+        f"on 127.0.0.1, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'endpoint':<28}{'hops':>8}{'hops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for name, row in (("bare CON hello (ceiling)", ceiling), ("USSD sessions", ussd)):
-        print(f"{name:<28}{row['hops']:>8}{row['hops_per_s']:>10}{row['p50_ms']:>9}"
-              f"{row['p99_ms']:>9}{row['errors']:>8}")
-    print(f"USSD throughput is {ratio:.0%} of the ceiling (aim: 50%); "
-          f"p99 {ussd['p99_ms']} ms (aim: under 100 ms)")
-    print(json.dumps({"bench": "ussd", "workers": args.workers, "threads": args.threads,
-                      "concurrency": args.concurrency, "seconds": seconds,
-                      "ceiling": ceiling, "ussd": ussd, "ratio": ratio,
-                      "aims_met": ratio >= 0.5 and ussd["p99_ms"] < 100}))
+        print(
+            f"{name:<28}{row['hops']:>8}{row['hops_per_s']:>10}{row['p50_ms']:>9}"
+            f"{row['p99_ms']:>9}{row['errors']:>8}"
+        )
+    print(
+        f"USSD throughput is {ratio:.0%} of the ceiling (aim: 50%); "
+        f"p99 {ussd['p99_ms']} ms (aim: under 100 ms)"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "ussd",
+                "workers": args.workers,
+                "threads": args.threads,
+                "concurrency": args.concurrency,
+                "seconds": seconds,
+                "ceiling": ceiling,
+                "ussd": ussd,
+                "ratio": ratio,
+                "aims_met": ratio >= 0.5 and ussd["p99_ms"] < 100,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def database_url(request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A migrated, empty database for this test run, on each backend."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'paygo.sqlite3'}"
@@ -126,8 +127,12 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
     apps: list[Flask] = []
 
     def factory(**overrides: Any) -> Flask:
-        config = {**TEST_SETTINGS, "database_url": database_url,
-                  "instance_path": str(tmp_path), **overrides}
+        config = {
+            **TEST_SETTINGS,
+            "database_url": database_url,
+            "instance_path": str(tmp_path),
+            **overrides,
+        }
         app = create_app(config)
         app.config["TESTING"] = True
         apps.append(app)
@@ -155,8 +160,9 @@ def _empty_tables(url: str) -> None:
 
 
 def _has_sequence(conn: Any) -> bool:
-    return bool(conn.execute(text(
-        "SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first())
+    return bool(
+        conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first()
+    )
 
 
 @pytest.fixture
@@ -166,8 +172,7 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 
 
 @pytest.fixture
-def redis_app(make_app: Callable[..., Flask], redis_url: str,
-              redis_client: redis.Redis) -> Flask:
+def redis_app(make_app: Callable[..., Flask], redis_url: str, redis_client: redis.Redis) -> Flask:
     """The gateway with jobs on rq and state in this run's Redis database."""
     return make_app(redis_url=redis_url)
 
@@ -197,5 +202,9 @@ def session(gateway: Gateway) -> Iterator[Session]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-transcripts", action="store_true", default=False,
-                     help="rewrite the golden flow transcripts in tests/transcripts/")
+    parser.addoption(
+        "--update-transcripts",
+        action="store_true",
+        default=False,
+        help="rewrite the golden flow transcripts in tests/transcripts/",
+    )

@@ -33,16 +33,27 @@ def gw(app: Flask) -> Gateway:
 
 
 def plan(session: Session, **overrides: Any) -> PaymentPlan:
-    values: dict[str, Any] = {"name": "Solar Home 80W", "price_per_day": 5000,
-                              "min_payment": 5000, "total_price": 1500000}
+    values: dict[str, Any] = {
+        "name": "Solar Home 80W",
+        "price_per_day": 5000,
+        "min_payment": 5000,
+        "total_price": 1500000,
+    }
     return make_plan(session, **{**values, **overrides})
 
 
-def account(session: Session, gateway: Gateway, *, phone: str = KNOWN, lang: str = "en",
-            on: PaymentPlan | None = None, days: float = 12.5, paid: int = 150000,
-            status: str = AccountStatus.ACTIVE) -> Account:
-    made = make_account(session, gateway, plan=on or plan(session), phone=phone,
-                        language=lang)
+def account(
+    session: Session,
+    gateway: Gateway,
+    *,
+    phone: str = KNOWN,
+    lang: str = "en",
+    on: PaymentPlan | None = None,
+    days: float = 12.5,
+    paid: int = 150000,
+    status: str = AccountStatus.ACTIVE,
+) -> Account:
+    made = make_account(session, gateway, plan=on or plan(session), phone=phone, language=lang)
     made.status = status
     made.total_paid = paid
     made.credit_until = NOW + timedelta(days=days) if days else None
@@ -52,9 +63,19 @@ def account(session: Session, gateway: Gateway, *, phone: str = KNOWN, lang: str
 
 
 def tokens(session: Session, made: Account, count: int) -> list[Token]:
-    rows = [Token(device_id=made.device_id, account_id=made.id, count=n, type="add_time",
-                  days=n, value_raw=n, code=f"{(n * 123456789) % 10**9:09d}",
-                  created_at=NOW - timedelta(days=count - n)) for n in range(1, count + 1)]
+    rows = [
+        Token(
+            device_id=made.device_id,
+            account_id=made.id,
+            count=n,
+            type="add_time",
+            days=n,
+            value_raw=n,
+            code=f"{(n * 123456789) % 10**9:09d}",
+            created_at=NOW - timedelta(days=count - n),
+        )
+        for n in range(1, count + 1)
+    ]
     session.add_all(rows)
     device = session.get(Device, made.device_id)
     assert device is not None
@@ -65,6 +86,7 @@ def tokens(session: Session, made: Account, count: int) -> list[Token]:
 
 
 # Arrangements for the transcript cases: (session, gateway, lang) -> None --------------------
+
 
 def one_account(s: Session, g: Gateway, lang: str) -> None:
     account(s, g, lang=lang)
@@ -84,8 +106,15 @@ def with_tokens(s: Session, g: Gateway, lang: str) -> None:
 
 
 def with_deposit_due(s: Session, g: Gateway, lang: str) -> None:
-    account(s, g, lang=lang, on=plan(s, deposit=100000, deposit_days=7), paid=0, days=0,
-            status=AccountStatus.PENDING_DEPOSIT)
+    account(
+        s,
+        g,
+        lang=lang,
+        on=plan(s, deposit=100000, deposit_days=7),
+        paid=0,
+        days=0,
+        status=AccountStatus.PENDING_DEPOSIT,
+    )
 
 
 def with_minimum(s: Session, g: Gateway, lang: str) -> None:

@@ -22,6 +22,8 @@ def check_transcript(request: pytest.FixtureRequest, flow: str, case: str, text:
         path.write_text(header + text, encoding="utf-8")
         return
     if not path.exists():
-        pytest.fail(f"no transcript {path.relative_to(TRANSCRIPTS.parent)}; "
-                    "write it with pytest --update-transcripts and review it")
+        pytest.fail(
+            f"no transcript {path.relative_to(TRANSCRIPTS.parent)}; "
+            "write it with pytest --update-transcripts and review it"
+        )
     assert header + text == path.read_text(encoding="utf-8")

@@ -14,8 +14,9 @@ from paygo.tokens.keypad import Keypad, KeypadResult
 
 def keypad_for(device: Device, keys: KeyBox) -> Keypad:
     """The simulated box for a device, at the count it last had on the shelf."""
-    return Keypad.from_params(device_params(keys, device), time_divider=device.time_divider,
-                              count=device.entered_count)
+    return Keypad.from_params(
+        device_params(keys, device), time_divider=device.time_divider, count=device.entered_count
+    )
 
 
 class Boxes:

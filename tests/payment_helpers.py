@@ -44,8 +44,7 @@ def digest(msisdn: str) -> str:
 class MpesaPaybill:
     """A customer paying into the distributor's PayBill, seen through Daraja's callbacks."""
 
-    def __init__(self, client: FlaskClient, shared_dir: Path, *,
-                 token: str = MPESA_TOKEN) -> None:
+    def __init__(self, client: FlaskClient, shared_dir: Path, *, token: str = MPESA_TOKEN) -> None:
         self.client = client
         self.token = token
         self.template = sample(shared_dir, "mpesa_c2b_confirmation.json")
@@ -53,12 +52,25 @@ class MpesaPaybill:
     def url(self, event: str) -> str:
         return f"/payments/mpesa/{self.token}/{event}"
 
-    def body(self, reference: str, amount: str = "150", *, phone: str = "254711000001",
-             receipt: str | None = None, hashed: bool = False, **fields: Any) -> dict[str, Any]:
+    def body(
+        self,
+        reference: str,
+        amount: str = "150",
+        *,
+        phone: str = "254711000001",
+        receipt: str | None = None,
+        hashed: bool = False,
+        **fields: Any,
+    ) -> dict[str, Any]:
         """A confirmation body as Daraja would send it."""
-        return {**self.template, "TransID": receipt or receipt_number(),
-                "BillRefNumber": reference, "TransAmount": amount,
-                "MSISDN": digest(phone) if hashed else phone, **fields}
+        return {
+            **self.template,
+            "TransID": receipt or receipt_number(),
+            "BillRefNumber": reference,
+            "TransAmount": amount,
+            "MSISDN": digest(phone) if hashed else phone,
+            **fields,
+        }
 
     def pay(self, reference: str, amount: str = "150", **options: Any) -> TestResponse:
         """Pay `amount` KES with `reference` typed as the account number."""
@@ -67,18 +79,21 @@ class MpesaPaybill:
     def confirm(self, body: dict[str, Any]) -> TestResponse:
         return self.client.post(self.url("confirmation"), json=body)
 
-    def validate(self, reference: str, amount: str = "150",
-                 phone: str = "254711000001") -> TestResponse:
+    def validate(
+        self, reference: str, amount: str = "150", phone: str = "254711000001"
+    ) -> TestResponse:
         """Daraja asking whether to accept the payment before it happens."""
-        return self.client.post(self.url("validation"),
-                                json=self.body(reference, amount, phone=phone))
+        return self.client.post(
+            self.url("validation"), json=self.body(reference, amount, phone=phone)
+        )
 
     def stk_result(self, body: dict[str, Any]) -> TestResponse:
         return self.client.post(self.url("stk"), json=body)
 
 
-def account_numbered(session: Session, gateway: Gateway, number: str, *,
-                     phone: str | None = None, **options: Any) -> Account:
+def account_numbered(
+    session: Session, gateway: Gateway, number: str, *, phone: str | None = None, **options: Any
+) -> Account:
     """An account whose number is `number` (the samples use fixed numbers)."""
     account = make_account(session, gateway, phone=phone, **options)
     account.number = number
@@ -99,8 +114,11 @@ def count(session: Session, model: type[Any], *where: Any) -> int:
 
 def payments(session: Session) -> list[Payment]:
     """Every payment, oldest first, read fresh."""
-    found = list(session.exec(select(Payment).order_by(col(Payment.id))
-                              .execution_options(populate_existing=True)))
+    found = list(
+        session.exec(
+            select(Payment).order_by(col(Payment.id)).execution_options(populate_existing=True)
+        )
+    )
     release(session)
     return found
 
@@ -119,5 +137,9 @@ def release(session: Session) -> None:
 
 def ledger(session: Session) -> dict[str, int]:
     """Payments, tokens, outbox messages and audit lines: what a test expects unchanged."""
-    return {"payments": count(session, Payment), "tokens": count(session, Token),
-            "messages": count(session, OutboundMessage), "audit": count(session, AuditLog)}
+    return {
+        "payments": count(session, Payment),
+        "tokens": count(session, Token),
+        "messages": count(session, OutboundMessage),
+        "audit": count(session, AuditLog),
+    }

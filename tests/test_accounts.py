@@ -21,22 +21,32 @@ def _rows(session: Session, model: type[Account] | type[Customer]) -> int:
 
 
 def test_an_account_takes_a_device_from_stock_under_a_check_digit_number(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     plan, device = make_plan(session), make_device(session, gateway)
-    account = accounts.create_account(session=session, name=" Wanjiku Mwangi ",
-                                      phone="0711 000 001", serial=device.serial, plan=plan,
-                                      language="sw")
+    account = accounts.create_account(
+        session=session,
+        name=" Wanjiku Mwangi ",
+        phone="0711 000 001",
+        serial=device.serial,
+        plan=plan,
+        language="sw",
+    )
     assert accountnumbers.is_valid(account.number) and len(account.number) == 8
     assert account.status == AccountStatus.ACTIVE  # no deposit to wait for
     assert device.status == DeviceStatus.ASSIGNED
     customer = session.get(Customer, account.customer_id)
     assert customer is not None
-    assert (customer.name, customer.phone, customer.language) == \
-        ("Wanjiku Mwangi", "+254711000001", "sw")
+    assert (customer.name, customer.phone, customer.language) == (
+        "Wanjiku Mwangi",
+        "+254711000001",
+        "sw",
+    )
 
 
 def test_a_plan_with_a_deposit_opens_the_account_pending_its_deposit(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, deposit=100000))
     assert account.status == AccountStatus.PENDING_DEPOSIT
 
@@ -48,18 +58,21 @@ def test_each_account_gets_its_own_valid_number(session: Session, gateway: Gatew
     assert all(accountnumbers.is_valid(n) for n in numbers)
 
 
-def test_a_second_box_for_the_same_phone_reuses_the_customer(session: Session,
-                                                             gateway: Gateway) -> None:
+def test_a_second_box_for_the_same_phone_reuses_the_customer(
+    session: Session, gateway: Gateway
+) -> None:
     first = make_account(session, gateway, phone="+254722000002")
     second = make_account(session, gateway, phone="0722000002", name="Someone Else")
     assert first.customer_id == second.customer_id
-    assert [a.id for a in accounts.accounts_for_phone(session=session,
-                                                      phone="+254722000002")] == \
-        [first.id, second.id]
+    assert [a.id for a in accounts.accounts_for_phone(session=session, phone="+254722000002")] == [
+        first.id,
+        second.id,
+    ]
 
 
-def test_a_device_already_assigned_cannot_be_taken_again(session: Session,
-                                                         gateway: Gateway) -> None:
+def test_a_device_already_assigned_cannot_be_taken_again(
+    session: Session, gateway: Gateway
+) -> None:
     account = make_account(session, gateway)
     device = session.get(Device, account.device_id)
     assert device is not None
@@ -67,8 +80,7 @@ def test_a_device_already_assigned_cannot_be_taken_again(session: Session,
         make_account(session, gateway, device=device)
 
 
-def test_a_repossessed_device_can_go_to_a_new_customer(session: Session,
-                                                       gateway: Gateway) -> None:
+def test_a_repossessed_device_can_go_to_a_new_customer(session: Session, gateway: Gateway) -> None:
     account = make_account(session, gateway)
     device = session.get(Device, account.device_id)
     assert device is not None
@@ -76,24 +88,37 @@ def test_a_repossessed_device_can_go_to_a_new_customer(session: Session,
     assert make_account(session, gateway, device=device).device_id == device.id
 
 
-@pytest.mark.parametrize(("overrides", "error", "message"), [
-    ({"serial": "NOPE"}, NotFound, "no device with serial 'NOPE'"),
-    ({"phone": "12345"}, InvalidInput, "not a valid phone number"),
-    ({"language": "de"}, InvalidInput, "language must be one of en, sw, fr"),
-    ({"name": "  "}, InvalidInput, "a new customer needs a name"),
-])
-def test_bad_account_input_is_refused_clearly(session: Session, gateway: Gateway,
-                                              overrides: dict[str, str],
-                                              error: type[Exception], message: str) -> None:
-    values = {"name": "Amina", "phone": "+254733000003",
-              "serial": make_device(session, gateway).serial, "language": "en", **overrides}
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"serial": "NOPE"}, NotFound, "no device with serial 'NOPE'"),
+        ({"phone": "12345"}, InvalidInput, "not a valid phone number"),
+        ({"language": "de"}, InvalidInput, "language must be one of en, sw, fr"),
+        ({"name": "  "}, InvalidInput, "a new customer needs a name"),
+    ],
+)
+def test_bad_account_input_is_refused_clearly(
+    session: Session,
+    gateway: Gateway,
+    overrides: dict[str, str],
+    error: type[Exception],
+    message: str,
+) -> None:
+    values = {
+        "name": "Amina",
+        "phone": "+254733000003",
+        "serial": make_device(session, gateway).serial,
+        "language": "en",
+        **overrides,
+    }
     with pytest.raises(error, match=message):
         accounts.create_account(session=session, plan=make_plan(session), **values)
     assert _rows(session, Account) == 0
 
 
-def test_get_account_finds_by_number_and_names_a_missing_one(session: Session,
-                                                             gateway: Gateway) -> None:
+def test_get_account_finds_by_number_and_names_a_missing_one(
+    session: Session, gateway: Gateway
+) -> None:
     account = make_account(session, gateway)
     assert accounts.get_account(session=session, number=f" {account.number} ").id == account.id
     with pytest.raises(NotFound, match="no account '99999999'"):
@@ -109,12 +134,26 @@ def _stock(gateway: Gateway, serial: str = "BOX1") -> None:
         make_device(session, gateway, serial=serial)
 
 
-def test_cli_create_prints_the_account_number_last(runner: FlaskCliRunner,
-                                                   gateway: Gateway) -> None:
+def test_cli_create_prints_the_account_number_last(
+    runner: FlaskCliRunner, gateway: Gateway
+) -> None:
     _stock(gateway)
-    result = runner.invoke(args=["accounts", "create", "--name", "Otieno", "--phone",
-                                 "0722000002", "--device", "BOX1", "--plan", "Basic",
-                                 "--language", "sw"])
+    result = runner.invoke(
+        args=[
+            "accounts",
+            "create",
+            "--name",
+            "Otieno",
+            "--phone",
+            "0722000002",
+            "--device",
+            "BOX1",
+            "--plan",
+            "Basic",
+            "--language",
+            "sw",
+        ]
+    )
     assert result.exit_code == 0, result.output
     number = result.stdout.splitlines()[-1]
     assert accountnumbers.is_valid(number)
@@ -124,29 +163,44 @@ def test_cli_create_prints_the_account_number_last(runner: FlaskCliRunner,
         assert customer is not None and customer.language == "sw"
 
 
-def test_cli_create_with_json_prints_only_the_account_number(runner: FlaskCliRunner,
-                                                             gateway: Gateway) -> None:
+def test_cli_create_with_json_prints_only_the_account_number(
+    runner: FlaskCliRunner, gateway: Gateway
+) -> None:
     _stock(gateway)
-    result = runner.invoke(args=["accounts", "create", "--name", "Otieno", "--phone",
-                                 "+254722000002", "--device", "BOX1", "--plan", "Basic",
-                                 "--json"])
+    result = runner.invoke(
+        args=[
+            "accounts",
+            "create",
+            "--name",
+            "Otieno",
+            "--phone",
+            "+254722000002",
+            "--device",
+            "BOX1",
+            "--plan",
+            "Basic",
+            "--json",
+        ]
+    )
     data = json.loads(result.stdout)
     assert list(data) == ["account_number"] and accountnumbers.is_valid(data["account_number"])
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--plan", "Gold"], "error: no plan named 'Gold'"),
-    (["--device", "NOPE"], "error: no device with serial 'NOPE'"),
-    (["--phone", "not-a-phone"], "error: not a valid phone number"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--plan", "Gold"], "error: no plan named 'Gold'"),
+        (["--device", "NOPE"], "error: no device with serial 'NOPE'"),
+        (["--phone", "not-a-phone"], "error: not a valid phone number"),
+    ],
+)
 def test_cli_create_with_bad_input_fails_on_stderr_and_writes_nothing(
-        runner: FlaskCliRunner, gateway: Gateway, args: list[str], message: str) -> None:
+    runner: FlaskCliRunner, gateway: Gateway, args: list[str], message: str
+) -> None:
     _stock(gateway)
-    base = {"--name": "Otieno", "--phone": "+254722000002", "--device": "BOX1",
-            "--plan": "Basic"}
+    base = {"--name": "Otieno", "--phone": "+254722000002", "--device": "BOX1", "--plan": "Basic"}
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
-    result = runner.invoke(args=["accounts", "create",
-                                 *[x for pair in base.items() for x in pair]])
+    result = runner.invoke(args=["accounts", "create", *[x for pair in base.items() for x in pair]])
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.startswith(message)
@@ -156,23 +210,38 @@ def test_cli_create_with_bad_input_fails_on_stderr_and_writes_nothing(
 
 
 def _in_stock(session: Session) -> int:
-    query = select(func.count()).select_from(Device).where(
-        Device.status == DeviceStatus.IN_STOCK)
+    query = select(func.count()).select_from(Device).where(Device.status == DeviceStatus.IN_STOCK)
     return int(session.exec(query).one())
 
 
-def test_cli_show_prints_the_credit_state_in_text_and_json(runner: FlaskCliRunner,
-                                                           gateway: Gateway) -> None:
+def test_cli_show_prints_the_credit_state_in_text_and_json(
+    runner: FlaskCliRunner, gateway: Gateway
+) -> None:
     _stock(gateway)
-    number = runner.invoke(args=["accounts", "create", "--name", "Otieno", "--phone",
-                                 "+254722000002", "--device", "BOX1", "--plan", "Basic"]
-                           ).stdout.splitlines()[-1]
+    number = runner.invoke(
+        args=[
+            "accounts",
+            "create",
+            "--name",
+            "Otieno",
+            "--phone",
+            "+254722000002",
+            "--device",
+            "BOX1",
+            "--plan",
+            "Basic",
+        ]
+    ).stdout.splitlines()[-1]
     text = runner.invoke(args=["accounts", "show", number])
     assert text.exit_code == 0, text.output
     assert text.stdout.startswith(f"account {number} (active), device BOX1, plan Basic")
     data = json.loads(runner.invoke(args=["accounts", "show", number, "--json"]).stdout)
-    assert (data["account_number"], data["device"], data["plan"], data["total_paid"]) == \
-        (number, "BOX1", "Basic", 0)
+    assert (data["account_number"], data["device"], data["plan"], data["total_paid"]) == (
+        number,
+        "BOX1",
+        "Basic",
+        0,
+    )
 
 
 def test_cli_show_of_an_unknown_account_says_so_on_stderr(runner: FlaskCliRunner) -> None:

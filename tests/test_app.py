@@ -13,8 +13,10 @@ from paygo import create_app
 from paygo.errors import ConfigurationError
 from paygo.settings import _ENV, DEFAULT_MASTER_KEY, DEFAULT_SECRET_KEY
 
-REAL_SECRETS = {"SECRET_KEY": "a-real-secret-key-0123456789",
-                "PAYGO_MASTER_KEY": "a-real-master-key-0123456789"}
+REAL_SECRETS = {
+    "SECRET_KEY": "a-real-secret-key-0123456789",
+    "PAYGO_MASTER_KEY": "a-real-master-key-0123456789",
+}
 
 
 @pytest.fixture
@@ -26,15 +28,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyP
     return monkeypatch
 
 
-@pytest.mark.parametrize(("environ", "named"), [
-    ({"SECRET_KEY": REAL_SECRETS["SECRET_KEY"]}, "PAYGO_MASTER_KEY"),
-    ({**REAL_SECRETS, "PAYGO_MASTER_KEY": DEFAULT_MASTER_KEY}, "PAYGO_MASTER_KEY"),
-    ({**REAL_SECRETS, "PAYGO_MASTER_KEY": ""}, "PAYGO_MASTER_KEY"),
-    ({"PAYGO_MASTER_KEY": REAL_SECRETS["PAYGO_MASTER_KEY"]}, "SECRET_KEY"),
-    ({**REAL_SECRETS, "SECRET_KEY": DEFAULT_SECRET_KEY}, "SECRET_KEY"),
-])
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"SECRET_KEY": REAL_SECRETS["SECRET_KEY"]}, "PAYGO_MASTER_KEY"),
+        ({**REAL_SECRETS, "PAYGO_MASTER_KEY": DEFAULT_MASTER_KEY}, "PAYGO_MASTER_KEY"),
+        ({**REAL_SECRETS, "PAYGO_MASTER_KEY": ""}, "PAYGO_MASTER_KEY"),
+        ({"PAYGO_MASTER_KEY": REAL_SECRETS["PAYGO_MASTER_KEY"]}, "SECRET_KEY"),
+        ({**REAL_SECRETS, "SECRET_KEY": DEFAULT_SECRET_KEY}, "SECRET_KEY"),
+    ],
+)
 def test_production_refuses_to_start_with_a_missing_or_default_secret_and_names_it(
-        clean_env: pytest.MonkeyPatch, environ: dict[str, str], named: str) -> None:
+    clean_env: pytest.MonkeyPatch, environ: dict[str, str], named: str
+) -> None:
     clean_env.setenv("PAYGO_ENV", "production")
     for var, value in environ.items():
         clean_env.setenv(var, value)
@@ -45,7 +51,8 @@ def test_production_refuses_to_start_with_a_missing_or_default_secret_and_names_
 
 
 def test_production_refuses_default_secrets_given_as_test_config(
-        clean_env: pytest.MonkeyPatch) -> None:
+    clean_env: pytest.MonkeyPatch,
+) -> None:
     with pytest.raises(ConfigurationError, match="PAYGO_MASTER_KEY"):
         create_app({"env": "production", "secret_key": REAL_SECRETS["SECRET_KEY"]})
 
@@ -59,8 +66,9 @@ def test_production_starts_with_real_secrets(clean_env: pytest.MonkeyPatch) -> N
     app.extensions["paygo"].db.dispose()
 
 
-def test_development_starts_on_sqlite_in_the_instance_folder(clean_env: pytest.MonkeyPatch,
-                                                             tmp_path: Path) -> None:
+def test_development_starts_on_sqlite_in_the_instance_folder(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     app = create_app()
     gateway = app.extensions["paygo"]
     assert gateway.settings.database_url == f"sqlite:///{tmp_path.resolve()}/paygo.sqlite3"
@@ -91,7 +99,8 @@ def test_healthz_is_degraded_when_redis_does_not_answer(make_app: Callable[..., 
 
 
 def test_healthz_is_degraded_when_the_database_does_not_answer(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     app = make_app(database_url="postgresql://postgres@127.0.0.1:1/nothing")
     reply = app.test_client().get("/healthz")
     assert reply.status_code == 503
@@ -102,4 +111,3 @@ def test_an_unknown_url_gets_a_json_404(client: FlaskClient) -> None:
     reply = client.get("/no-such-page")
     assert reply.status_code == 404
     assert reply.get_json()["error"] == "not_found"
-

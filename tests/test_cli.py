@@ -41,8 +41,9 @@ def _count(session: Session, model: type[SQLModel]) -> int:
 
 def _counts(gateway: Gateway) -> dict[str, int]:
     with gateway.db.session() as session:
-        return {m.__name__: _count(session, m)
-                for m in (PaymentPlan, Device, Customer, Account, ApiKey)}
+        return {
+            m.__name__: _count(session, m) for m in (PaymentPlan, Device, Customer, Account, ApiKey)
+        }
 
 
 def _ok(runner: FlaskCliRunner, *args: str) -> str:
@@ -63,32 +64,64 @@ def _json(runner: FlaskCliRunner, *args: str) -> dict[str, Any]:
 # --- --json ------------------------------------------------------------------------------
 
 
-def test_every_command_prints_one_json_object_with_json(runner: FlaskCliRunner,
-                                                        shared_dir: Path,
-                                                        tmp_path: Path) -> None:
+def test_every_command_prints_one_json_object_with_json(
+    runner: FlaskCliRunner, shared_dir: Path, tmp_path: Path
+) -> None:
     assert "upgraded_to" in _json(runner, "db", "upgrade")
     assert _json(runner, "demo")["loaded"] is True
-    assert _json(runner, "plans", "create", "--name", "Basic", "--currency", "KES",
-                 "--price-per-day", "50")["price_per_day"] == 5000
+    assert (
+        _json(
+            runner,
+            "plans",
+            "create",
+            "--name",
+            "Basic",
+            "--currency",
+            "KES",
+            "--price-per-day",
+            "50",
+        )["price_per_day"]
+        == 5000
+    )
     assert len(_json(runner, "plans", "list")["plans"]) == 2
     fleet = str(shared_dir / "openpaygo" / "example_device_list.csv")
     assert _json(runner, "devices", "import", fleet)["created"] == 2
     assert _json(runner, "devices", "export", str(tmp_path / "out.csv"))["exported"] == 9
     assert len(_json(runner, "devices", "list")["devices"]) == 9
-    number = _json(runner, "accounts", "create", "--name", "Otieno", "--phone", "0722000009",
-                   "--device", "SLT220000001", "--plan", "Basic")["account_number"]
+    number = _json(
+        runner,
+        "accounts",
+        "create",
+        "--name",
+        "Otieno",
+        "--phone",
+        "0722000009",
+        "--device",
+        "SLT220000001",
+        "--plan",
+        "Basic",
+    )["account_number"]
     assert _json(runner, "accounts", "show", str(number))["account_number"] == number
     assert _json(runner, "messages", "list")["messages"] == []
     assert _json(runner, "apikeys", "create", "--role", "viewer")["role"] == "viewer"
     assert _json(runner, "demo", "--if-empty") == {"loaded": False}
 
 
-def test_errors_go_to_stderr_with_exit_status_1_even_with_json(
-        runner: FlaskCliRunner) -> None:
-    _ok(runner, "plans", "create", "--name", "Basic", "--currency", "KES",
-        "--price-per-day", "50")
-    result = runner.invoke(args=["plans", "create", "--name", "Basic", "--currency", "KES",
-                                 "--price-per-day", "60", "--json"])
+def test_errors_go_to_stderr_with_exit_status_1_even_with_json(runner: FlaskCliRunner) -> None:
+    _ok(runner, "plans", "create", "--name", "Basic", "--currency", "KES", "--price-per-day", "50")
+    result = runner.invoke(
+        args=[
+            "plans",
+            "create",
+            "--name",
+            "Basic",
+            "--currency",
+            "KES",
+            "--price-per-day",
+            "60",
+            "--json",
+        ]
+    )
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr == "error: a plan named 'Basic' exists already\n"
@@ -98,32 +131,59 @@ def test_errors_go_to_stderr_with_exit_status_1_even_with_json(
 
 
 def test_plan_amounts_are_typed_in_major_units_and_stored_in_minor_units(
-        runner: FlaskCliRunner, gateway: Gateway) -> None:
-    out = _ok(runner, "plans", "create", "--name", "Solar 80", "--currency", "kes",
-              "--price-per-day", "50.50", "--deposit", "1,000", "--deposit-days", "7",
-              "--min-payment", "20", "--total-price", "15000")
+    runner: FlaskCliRunner, gateway: Gateway
+) -> None:
+    out = _ok(
+        runner,
+        "plans",
+        "create",
+        "--name",
+        "Solar 80",
+        "--currency",
+        "kes",
+        "--price-per-day",
+        "50.50",
+        "--deposit",
+        "1,000",
+        "--deposit-days",
+        "7",
+        "--min-payment",
+        "20",
+        "--total-price",
+        "15000",
+    )
     assert out == "plan Solar 80: KES 50.50 a day\n"
     with gateway.db.session() as session:
         plan = session.exec(select(PaymentPlan)).one()
-    assert (plan.currency, plan.price_per_day, plan.deposit, plan.deposit_days,
-            plan.min_payment, plan.total_price) == ("KES", 5050, 100000, 7, 2000, 1500000)
+    assert (
+        plan.currency,
+        plan.price_per_day,
+        plan.deposit,
+        plan.deposit_days,
+        plan.min_payment,
+        plan.total_price,
+    ) == ("KES", 5050, 100000, 7, 2000, 1500000)
     assert _ok(runner, "plans", "list") == "Solar 80: KES 50.50 a day\n"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--currency", "XXX"], "unknown currency 'XXX'"),
-    (["--price-per-day", "1e3"], "not an amount: '1e3'"),
-    (["--price-per-day", "0"], "price per day must be positive"),
-    (["--price-per-day", "50.5", "--currency", "UGX"], "more decimals than the currency"),
-    (["--deposit", "-5"], "cannot be negative"),
-    (["--total-price", "10", "--deposit", "20"], "total price cannot be below the deposit"),
-    (["--total-price", "0"], "total price must be positive"),
-    (["--price-per-day", "99999999999"], "too large"),
-    (["--name", "x" * 81], "a plan needs a name of 1 to 80 characters"),
-    (["--name", "  "], "a plan needs a name"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--currency", "XXX"], "unknown currency 'XXX'"),
+        (["--price-per-day", "1e3"], "not an amount: '1e3'"),
+        (["--price-per-day", "0"], "price per day must be positive"),
+        (["--price-per-day", "50.5", "--currency", "UGX"], "more decimals than the currency"),
+        (["--deposit", "-5"], "cannot be negative"),
+        (["--total-price", "10", "--deposit", "20"], "total price cannot be below the deposit"),
+        (["--total-price", "0"], "total price must be positive"),
+        (["--price-per-day", "99999999999"], "too large"),
+        (["--name", "x" * 81], "a plan needs a name of 1 to 80 characters"),
+        (["--name", "  "], "a plan needs a name"),
+    ],
+)
 def test_a_bad_plan_is_refused_with_a_reason_and_nothing_is_written(
-        runner: FlaskCliRunner, gateway: Gateway, args: list[str], message: str) -> None:
+    runner: FlaskCliRunner, gateway: Gateway, args: list[str], message: str
+) -> None:
     options = {"--name": "Basic", "--currency": "KES", "--price-per-day": "50"}
     options.update(dict(zip(args[::2], args[1::2], strict=True)))
     result = runner.invoke(args=["plans", "create", *[x for kv in options.items() for x in kv]])
@@ -136,7 +196,8 @@ def test_a_bad_plan_is_refused_with_a_reason_and_nothing_is_written(
 
 
 def test_an_api_key_is_printed_once_and_only_its_hash_is_stored(
-        runner: FlaskCliRunner, gateway: Gateway) -> None:
+    runner: FlaskCliRunner, gateway: Gateway
+) -> None:
     out = _ok(runner, "apikeys", "create", "--role", "operator", "--name", "till 4")
     raw = out.splitlines()[-1]
     assert raw.startswith("pg_") and len(raw) > 40
@@ -167,12 +228,18 @@ def test_an_unknown_role_is_refused(runner: FlaskCliRunner, gateway: Gateway) ->
 
 
 def test_demo_loads_a_plan_devices_with_fresh_keys_customers_and_accounts(
-        runner: FlaskCliRunner, gateway: Gateway) -> None:
+    runner: FlaskCliRunner, gateway: Gateway
+) -> None:
     out = _ok(runner, "demo")
     numbers = [line.strip() for line in out.splitlines()[1:]]
     assert len(numbers) == 4 and all(accountnumbers.is_valid(n) for n in numbers)
-    assert _counts(gateway) == {"PaymentPlan": 1, "Device": 7, "Customer": 4, "Account": 4,
-                                "ApiKey": 0}
+    assert _counts(gateway) == {
+        "PaymentPlan": 1,
+        "Device": 7,
+        "Customer": 4,
+        "Account": 4,
+        "ApiKey": 0,
+    }
     with gateway.db.session() as session:
         keys = {gateway.keys.open(d.secret_key_encrypted) for d in session.exec(select(Device))}
     assert len(keys) == 7
@@ -185,8 +252,9 @@ def test_demo_if_empty_is_idempotent(runner: FlaskCliRunner, gateway: Gateway) -
     assert _counts(gateway) == after_first
 
 
-def test_demo_twice_refuses_the_second_time_and_changes_nothing(runner: FlaskCliRunner,
-                                                                gateway: Gateway) -> None:
+def test_demo_twice_refuses_the_second_time_and_changes_nothing(
+    runner: FlaskCliRunner, gateway: Gateway
+) -> None:
     _ok(runner, "demo")
     after_first = _counts(gateway)
     again = runner.invoke(args=["demo"])
@@ -199,12 +267,17 @@ def test_demo_twice_refuses_the_second_time_and_changes_nothing(runner: FlaskCli
 # --- messages ----------------------------------------------------------------------------
 
 
-def test_messages_list_filters_by_phone_in_any_format(runner: FlaskCliRunner,
-                                                      gateway: Gateway) -> None:
+def test_messages_list_filters_by_phone_in_any_format(
+    runner: FlaskCliRunner, gateway: Gateway
+) -> None:
     with gateway.db.transaction() as session:
-        session.add_all([OutboundMessage(recipient="+254711000001", body="first"),
-                         OutboundMessage(recipient="+254722000002", body="other"),
-                         OutboundMessage(recipient="+254711000001", body="second")])
+        session.add_all(
+            [
+                OutboundMessage(recipient="+254711000001", body="first"),
+                OutboundMessage(recipient="+254722000002", body="other"),
+                OutboundMessage(recipient="+254711000001", body="second"),
+            ]
+        )
     listed = _json(runner, "messages", "list", "--to", "0711000001")["messages"]
     assert [m["body"] for m in listed] == ["second", "first"]
     text = _ok(runner, "messages", "list")
@@ -216,8 +289,13 @@ def test_messages_list_filters_by_phone_in_any_format(runner: FlaskCliRunner,
 
 
 def test_a_database_that_was_never_migrated_is_a_clear_error(tmp_path: Path) -> None:
-    app = create_app({**TEST_SETTINGS, "database_url": f"sqlite:///{tmp_path}/empty.sqlite3",
-                      "instance_path": str(tmp_path)})
+    app = create_app(
+        {
+            **TEST_SETTINGS,
+            "database_url": f"sqlite:///{tmp_path}/empty.sqlite3",
+            "instance_path": str(tmp_path),
+        }
+    )
     result = app.test_cli_runner().invoke(args=["plans", "list"])
     assert result.exit_code == 1
     assert "no such table: payment_plans" in result.stderr
@@ -226,10 +304,14 @@ def test_a_database_that_was_never_migrated_is_a_clear_error(tmp_path: Path) -> 
     app.extensions["paygo"].db.dispose()
 
 
-def test_an_unreachable_database_is_a_clear_error_without_its_password(
-        tmp_path: Path) -> None:
-    app = create_app({**TEST_SETTINGS, "instance_path": str(tmp_path),
-                      "database_url": "postgresql://paygo:hunter2secret@127.0.0.1:1/paygo"})
+def test_an_unreachable_database_is_a_clear_error_without_its_password(tmp_path: Path) -> None:
+    app = create_app(
+        {
+            **TEST_SETTINGS,
+            "instance_path": str(tmp_path),
+            "database_url": "postgresql://paygo:hunter2secret@127.0.0.1:1/paygo",
+        }
+    )
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot migrate postgresql://paygo:***@127.0.0.1:1")
@@ -243,25 +325,49 @@ def _environ(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**env, "PAYGO_INSTANCE_PATH": str(tmp_path), **extra}
 
 
-def test_paygo_in_production_with_a_default_secret_says_which_in_one_line(
-        tmp_path: Path) -> None:
-    result = subprocess.run([str(BIN / "paygo"), "plans", "list"], capture_output=True,
-                            text=True, env=_environ(tmp_path, PAYGO_ENV="production"),
-                            timeout=60, check=False)
+def test_paygo_in_production_with_a_default_secret_says_which_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(BIN / "paygo"), "plans", "list"],
+        capture_output=True,
+        text=True,
+        env=_environ(tmp_path, PAYGO_ENV="production"),
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith("error: PAYGO_MASTER_KEY is missing or still the default")
     assert "Traceback" not in result.stderr
 
 
-def test_flask_app_wsgi_runs_the_same_commands(app: Flask, database_url: str,
-                                               tmp_path: Path) -> None:
-    env = _environ(tmp_path, DATABASE_URL=database_url,
-                   PAYGO_MASTER_KEY=str(TEST_SETTINGS["master_key"]))
-    result = subprocess.run([str(BIN / "flask"), "--app", "wsgi", "plans", "create", "--name",
-                             "Via Flask", "--currency", "TZS", "--price-per-day", "1000",
-                             "--json"], cwd=REPO, capture_output=True, text=True, env=env,
-                            timeout=60, check=False)
+def test_flask_app_wsgi_runs_the_same_commands(
+    app: Flask, database_url: str, tmp_path: Path
+) -> None:
+    env = _environ(
+        tmp_path, DATABASE_URL=database_url, PAYGO_MASTER_KEY=str(TEST_SETTINGS["master_key"])
+    )
+    result = subprocess.run(
+        [
+            str(BIN / "flask"),
+            "--app",
+            "wsgi",
+            "plans",
+            "create",
+            "--name",
+            "Via Flask",
+            "--currency",
+            "TZS",
+            "--price-per-day",
+            "1000",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["price_per_day"] == 100000
     with app.extensions["paygo"].db.session() as session:

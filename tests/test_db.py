@@ -39,7 +39,8 @@ def pg_database(database_url: str) -> Database:
 
 
 def test_a_pooled_connection_killed_while_idle_is_replaced_before_use(
-        pg_database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    pg_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = _backend_pid(pg_database)
     _terminate(first)  # the server restarted, or an idle timeout closed it
     monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)  # it has idled long enough
@@ -51,8 +52,9 @@ def test_a_pooled_connection_killed_while_idle_is_replaced_before_use(
 def test_a_connection_in_steady_use_is_not_pinged(pg_database: Database) -> None:
     statements: list[str] = []
     _backend_pid(pg_database)  # one pooled connection, just checked in
-    event.listen(pg_database.engine, "before_cursor_execute",
-                 lambda *args: statements.append(args[2]))
+    event.listen(
+        pg_database.engine, "before_cursor_execute", lambda *args: statements.append(args[2])
+    )
     pings: list[object] = []
     original = pg_database.engine.dialect.do_ping
     pg_database.engine.dialect.do_ping = lambda conn: pings.append(conn) or original(conn)  # type: ignore[method-assign]
@@ -65,8 +67,7 @@ def test_a_connection_in_steady_use_is_not_pinged(pg_database: Database) -> None
 
 
 @pytest.fixture
-def account_and_statements(gateway: Gateway,
-                           session: Session) -> Iterator[tuple[int, list[str]]]:
+def account_and_statements(gateway: Gateway, session: Session) -> Iterator[tuple[int, list[str]]]:
     """An account's id, and every statement the gateway's engine runs from now on."""
     account_id = factories.make_account(session, gateway).id
     session.commit()
@@ -86,7 +87,8 @@ def locking(statements: list[str]) -> list[str]:
 
 
 def test_a_row_is_locked_once_per_transaction_and_again_in_the_next(
-        gateway: Gateway, account_and_statements: tuple[int, list[str]]) -> None:
+    gateway: Gateway, account_and_statements: tuple[int, list[str]]
+) -> None:
     account_id, statements = account_and_statements
     with gateway.db.transaction() as tx:
         first = lock_row(tx, Account, account_id)
@@ -99,7 +101,8 @@ def test_a_row_is_locked_once_per_transaction_and_again_in_the_next(
 
 
 def test_a_savepoint_rolled_back_forgets_the_locks_so_rows_are_locked_again(
-        gateway: Gateway, account_and_statements: tuple[int, list[str]]) -> None:
+    gateway: Gateway, account_and_statements: tuple[int, list[str]]
+) -> None:
     account_id, statements = account_and_statements
     with gateway.db.transaction() as tx:
         try:
@@ -111,5 +114,4 @@ def test_a_savepoint_rolled_back_forgets_the_locks_so_rows_are_locked_again(
         # PostgreSQL released the lock with the savepoint: it must be taken again.
         assert lock_row(tx, Account, account_id) is not None
     assert len(locking(statements)) == 2
-    assert all("FOR UPDATE" in s for s in locking(statements)) \
-        or gateway.db.dialect == "sqlite"
+    assert all("FOR UPDATE" in s for s in locking(statements)) or gateway.db.dialect == "sqlite"

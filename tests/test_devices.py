@@ -44,8 +44,9 @@ def _count(session: Session) -> int:
 
 
 def _import(session: Session, gateway: Gateway, text: str) -> devices.ImportResult:
-    return devices.import_devices(session=session, keys=gateway.keys,
-                                  rows=devices.parse_factory_csv(text))
+    return devices.import_devices(
+        session=session, keys=gateway.keys, rows=devices.parse_factory_csv(text)
+    )
 
 
 # --- parsing -----------------------------------------------------------------------------
@@ -54,10 +55,18 @@ def _import(session: Session, gateway: Gateway, text: str) -> devices.ImportResu
 def test_the_reference_factory_file_parses_into_its_devices(shared_dir: Path) -> None:
     text = (shared_dir / "openpaygo" / "example_device_list.csv").read_text()
     first, second = devices.parse_factory_csv(text)
-    assert (first.serial, first.starting_code, first.key_hex, first.count) == \
-        ("SLT220000001", 516959010, KEY_A, 1)
-    assert (first.time_divider, first.restricted, first.hardware_model, first.version) == \
-        (4, True, "SuperLight", "X20")
+    assert (first.serial, first.starting_code, first.key_hex, first.count) == (
+        "SLT220000001",
+        516959010,
+        KEY_A,
+        1,
+    )
+    assert (first.time_divider, first.restricted, first.hardware_model, first.version) == (
+        4,
+        True,
+        "SuperLight",
+        "X20",
+    )
     assert first.test_code is None and second.test_code == "999333777"
     assert second.restricted is False and first.line == 2 and second.line == 3
 
@@ -68,20 +77,23 @@ def test_blank_lines_a_byte_order_mark_and_upper_case_keys_are_accepted() -> Non
     assert row.key_hex == KEY_A
 
 
-@pytest.mark.parametrize(("row", "problem"), [
-    (f"S1,1,{KEY_A[:30]},0,1,0,M,V,", "key of S1 must be 32 hexadecimal characters (got 30"),
-    (f"S1,1,{KEY_A[:31]}z,0,1,0,M,V,", "key of S1 must be 32 hexadecimal characters"),
-    ("S1,1,,0,1,0,M,V,", "key of S1 must be 32 hexadecimal characters (got 0"),
-    (f"S1,abc,{KEY_A},0,1,0,M,V,", "starting code must be a whole number (got 'abc')"),
-    (f"S1,-5,{KEY_A},0,1,0,M,V,", "starting code must be a whole number"),
-    (f"S1,1234567890,{KEY_A},0,1,0,M,V,", "starting code must be between 0 and 999999999"),
-    (f"S1,1,{KEY_A},1.5,1,0,M,V,", "count must be a whole number (got '1.5')"),
-    (f"S1,1,{KEY_A},0,0,0,M,V,", "time divider must be between 1 and 1000"),
-    (f"S1,1,{KEY_A},0,1,2,M,V,", "restricted digit mode must be 0 or 1 (got '2')"),
-    (f"S1,1,{KEY_A},0,1,0,M,V,12ab", "test code must be up to 20 digits"),
-    (f",1,{KEY_A},0,1,0,M,V,", "serial number is empty"),
-    (f"{'S' * 41},1,{KEY_A},0,1,0,M,V,", "longer than 40 characters"),
-])
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        (f"S1,1,{KEY_A[:30]},0,1,0,M,V,", "key of S1 must be 32 hexadecimal characters (got 30"),
+        (f"S1,1,{KEY_A[:31]}z,0,1,0,M,V,", "key of S1 must be 32 hexadecimal characters"),
+        ("S1,1,,0,1,0,M,V,", "key of S1 must be 32 hexadecimal characters (got 0"),
+        (f"S1,abc,{KEY_A},0,1,0,M,V,", "starting code must be a whole number (got 'abc')"),
+        (f"S1,-5,{KEY_A},0,1,0,M,V,", "starting code must be a whole number"),
+        (f"S1,1234567890,{KEY_A},0,1,0,M,V,", "starting code must be between 0 and 999999999"),
+        (f"S1,1,{KEY_A},1.5,1,0,M,V,", "count must be a whole number (got '1.5')"),
+        (f"S1,1,{KEY_A},0,0,0,M,V,", "time divider must be between 1 and 1000"),
+        (f"S1,1,{KEY_A},0,1,2,M,V,", "restricted digit mode must be 0 or 1 (got '2')"),
+        (f"S1,1,{KEY_A},0,1,0,M,V,12ab", "test code must be up to 20 digits"),
+        (f",1,{KEY_A},0,1,0,M,V,", "serial number is empty"),
+        (f"{'S' * 41},1,{KEY_A},0,1,0,M,V,", "longer than 40 characters"),
+    ],
+)
 def test_a_bad_row_is_reported_with_its_line_number(row: str, problem: str) -> None:
     good = f"OK1,1,{KEY_B},0,1,0,M,V,"
     with pytest.raises(ImportFailed) as caught:
@@ -94,8 +106,9 @@ def test_a_bad_row_is_reported_with_its_line_number(row: str, problem: str) -> N
 
 def test_every_bad_row_is_reported_not_just_the_first() -> None:
     with pytest.raises(ImportFailed) as caught:
-        devices.parse_factory_csv(_csv("S1,x,,0,1,0,M,V,", f"S2,1,{KEY_A},0,1,0,M,V,",
-                                       f"S3,1,{KEY_A},y,1,0,M,V,"))
+        devices.parse_factory_csv(
+            _csv("S1,x,,0,1,0,M,V,", f"S2,1,{KEY_A},0,1,0,M,V,", f"S3,1,{KEY_A},y,1,0,M,V,")
+        )
     assert [line for line, _ in caught.value.problems] == [2, 4]
 
 
@@ -118,7 +131,8 @@ def test_a_file_missing_a_column_is_refused_at_line_one() -> None:
 
 
 def test_import_creates_in_stock_devices_with_their_keys_encrypted(
-        session: Session, gateway: Gateway, shared_dir: Path) -> None:
+    session: Session, gateway: Gateway, shared_dir: Path
+) -> None:
     text = (shared_dir / "openpaygo" / "example_device_list.csv").read_text()
     result = _import(session, gateway, text)
     assert result == devices.ImportResult(created=2, updated=0, unchanged=0)
@@ -130,8 +144,9 @@ def test_import_creates_in_stock_devices_with_their_keys_encrypted(
     assert gateway.keys.open(device.secret_key_encrypted) == KEY_B
 
 
-def test_reimporting_the_same_file_changes_nothing(session: Session, gateway: Gateway,
-                                                   shared_dir: Path) -> None:
+def test_reimporting_the_same_file_changes_nothing(
+    session: Session, gateway: Gateway, shared_dir: Path
+) -> None:
     text = (shared_dir / "openpaygo" / "example_device_list.csv").read_text()
     _import(session, gateway, text)
     before = {d.serial: d.model_dump() for d in session.exec(select(Device))}
@@ -141,28 +156,33 @@ def test_reimporting_the_same_file_changes_nothing(session: Session, gateway: Ga
 
 
 def test_a_known_device_with_a_different_key_fails_the_whole_file(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     _import(session, gateway, _csv(f"S1,1,{KEY_A},0,1,0,M,V,"))
     with pytest.raises(ImportFailed) as caught:
-        _import(session, gateway, _csv(f"NEW,1,{KEY_A},0,1,0,M,V,",
-                                       f"S1,1,{KEY_B},0,1,0,M,V,"))
+        _import(session, gateway, _csv(f"NEW,1,{KEY_A},0,1,0,M,V,", f"S1,1,{KEY_B},0,1,0,M,V,"))
     assert caught.value.problems == [(3, "serial S1 exists with a different key")]
 
 
-@pytest.mark.parametrize(("row", "what"), [
-    (f"S1,2,{KEY_A},0,1,0,M,V,", "starting code"),
-    (f"S1,1,{KEY_A},0,4,0,M,V,", "time divider"),
-    (f"S1,1,{KEY_A},0,1,1,M,V,", "restricted digit mode"),
-])
+@pytest.mark.parametrize(
+    ("row", "what"),
+    [
+        (f"S1,2,{KEY_A},0,1,0,M,V,", "starting code"),
+        (f"S1,1,{KEY_A},0,4,0,M,V,", "time divider"),
+        (f"S1,1,{KEY_A},0,1,1,M,V,", "restricted digit mode"),
+    ],
+)
 def test_a_known_device_cannot_change_what_its_firmware_holds(
-        session: Session, gateway: Gateway, row: str, what: str) -> None:
+    session: Session, gateway: Gateway, row: str, what: str
+) -> None:
     _import(session, gateway, _csv(f"S1,1,{KEY_A},0,1,0,M,V,"))
     with pytest.raises(ImportFailed, match=f"line 2: serial S1 exists with a different {what}"):
         _import(session, gateway, _csv(row))
 
 
 def test_a_higher_count_in_a_file_moves_the_device_on_but_never_back(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     _import(session, gateway, _csv(f"S1,1,{KEY_A},10,1,0,M,V,"))
     assert _import(session, gateway, _csv(f"S1,1,{KEY_A},3,1,0,M,V,")).unchanged == 1
     assert _import(session, gateway, _csv(f"S1,1,{KEY_A},12,1,0,M2,V2,")).updated == 1
@@ -174,9 +194,12 @@ def test_a_higher_count_in_a_file_moves_the_device_on_but_never_back(
 def test_a_thousand_devices_import_in_one_go(session: Session, gateway: Gateway) -> None:
     rows = [f"BULK{i:05d},{i},{secrets.token_hex(16)},0,1,0,M,V," for i in range(1000)]
     ticks: list[int] = []
-    result = devices.import_devices(session=session, keys=gateway.keys,
-                                    rows=devices.parse_factory_csv(_csv(*rows)),
-                                    progress=ticks.append)
+    result = devices.import_devices(
+        session=session,
+        keys=gateway.keys,
+        rows=devices.parse_factory_csv(_csv(*rows)),
+        progress=ticks.append,
+    )
     assert result.created == 1000 and sum(ticks) == 1000
     assert _count(session) == 1000
 
@@ -185,25 +208,55 @@ def test_a_thousand_devices_import_in_one_go(session: Session, gateway: Gateway)
 
 
 def test_export_writes_the_factory_format_with_each_current_count(
-        session: Session, gateway: Gateway, shared_dir: Path) -> None:
+    session: Session, gateway: Gateway, shared_dir: Path
+) -> None:
     _import(session, gateway, (shared_dir / "openpaygo" / "example_device_list.csv").read_text())
     devices.get_device(session=session, serial="SLT220000001").token_count = 9
     header, *rows = devices.export_devices(session=session, keys=gateway.keys)
     assert tuple(header[:9]) == devices.FACTORY_HEADER
-    assert rows[0][:9] == ["SLT220000001", "516959010", KEY_A, "9", "4", "1", "SuperLight",
-                           "X20", ""]
-    assert rows[1][:9] == ["SLT240000002", "432435255", KEY_B, "1", "4", "0", "SuperLight",
-                           "X40", "999333777"]
+    assert rows[0][:9] == [
+        "SLT220000001",
+        "516959010",
+        KEY_A,
+        "9",
+        "4",
+        "1",
+        "SuperLight",
+        "X20",
+        "",
+    ]
+    assert rows[1][:9] == [
+        "SLT240000002",
+        "432435255",
+        KEY_B,
+        "1",
+        "4",
+        "0",
+        "SuperLight",
+        "X40",
+        "999333777",
+    ]
 
 
-def test_importing_an_export_gives_back_the_same_devices(session: Session,
-                                                         gateway: Gateway) -> None:
-    made = [make_device(session, gateway, restricted=i % 2 == 0, extended=i == 1,
-                        time_divider=i + 1, hardware_model=f"HW{i}") for i in range(3)]
+def test_importing_an_export_gives_back_the_same_devices(
+    session: Session, gateway: Gateway
+) -> None:
+    made = [
+        make_device(
+            session,
+            gateway,
+            restricted=i % 2 == 0,
+            extended=i == 1,
+            time_divider=i + 1,
+            hardware_model=f"HW{i}",
+        )
+        for i in range(3)
+    ]
     made[0].token_count = 17
     session.flush()
-    text = "".join(",".join(r) + "\n"
-                   for r in devices.export_devices(session=session, keys=gateway.keys))
+    text = "".join(
+        ",".join(r) + "\n" for r in devices.export_devices(session=session, keys=gateway.keys)
+    )
     before = {d.serial: _identity(d, gateway) for d in made}
     for device in made:
         session.delete(device)
@@ -214,10 +267,17 @@ def test_importing_an_export_gives_back_the_same_devices(session: Session,
 
 
 def _identity(device: Device, gateway: Gateway) -> tuple[object, ...]:
-    return (gateway.keys.open(device.secret_key_encrypted), device.starting_code,
-            device.token_count, device.time_divider, device.restricted_digit_mode,
-            device.extended_tokens, device.hardware_model, device.firmware_version,
-            device.test_code)
+    return (
+        gateway.keys.open(device.secret_key_encrypted),
+        device.starting_code,
+        device.token_count,
+        device.time_divider,
+        device.restricted_digit_mode,
+        device.extended_tokens,
+        device.hardware_model,
+        device.firmware_version,
+        device.test_code,
+    )
 
 
 # --- one device --------------------------------------------------------------------------
@@ -229,8 +289,9 @@ def test_add_device_refuses_a_serial_that_exists(session: Session, gateway: Gate
         make_device(session, gateway, serial=device.serial)
 
 
-def test_add_device_refuses_a_bad_key_without_showing_it(session: Session,
-                                                         gateway: Gateway) -> None:
+def test_add_device_refuses_a_bad_key_without_showing_it(
+    session: Session, gateway: Gateway
+) -> None:
     with pytest.raises(InvalidInput) as caught:
         make_device(session, gateway, key_hex="zz" + KEY_A[2:])
     assert KEY_A[2:] not in str(caught.value)
@@ -245,7 +306,8 @@ def test_get_device_names_the_missing_serial(session: Session) -> None:
 
 
 def test_cli_import_reports_what_it_did_and_reimport_is_harmless(
-        runner: FlaskCliRunner, shared_dir: Path) -> None:
+    runner: FlaskCliRunner, shared_dir: Path
+) -> None:
     path = str(shared_dir / "openpaygo" / "example_device_list.csv")
     first = runner.invoke(args=["devices", "import", path])
     assert first.exit_code == 0, first.output
@@ -255,9 +317,14 @@ def test_cli_import_reports_what_it_did_and_reimport_is_harmless(
 
 
 def test_cli_import_of_a_bad_file_lists_each_bad_line_and_imports_nothing(
-        runner: FlaskCliRunner, tmp_path: Path, session: Session) -> None:
-    path = _write(tmp_path / "bad.csv", f"GOOD1,1,{KEY_A},0,1,0,M,V,",
-                  f"BAD1,1,{KEY_B[:20]},0,1,0,M,V,", f"BAD2,1,{KEY_B},many,1,0,M,V,")
+    runner: FlaskCliRunner, tmp_path: Path, session: Session
+) -> None:
+    path = _write(
+        tmp_path / "bad.csv",
+        f"GOOD1,1,{KEY_A},0,1,0,M,V,",
+        f"BAD1,1,{KEY_B[:20]},0,1,0,M,V,",
+        f"BAD2,1,{KEY_B},many,1,0,M,V,",
+    )
     result = runner.invoke(args=["devices", "import", str(path), "--json"])
     assert result.exit_code == 1
     assert result.stdout == ""
@@ -268,9 +335,11 @@ def test_cli_import_of_a_bad_file_lists_each_bad_line_and_imports_nothing(
 
 
 def test_cli_import_is_all_or_nothing_when_a_late_row_clashes_with_the_database(
-        runner: FlaskCliRunner, tmp_path: Path, session: Session) -> None:
-    runner.invoke(args=["devices", "import", str(_write(tmp_path / "a.csv",
-                                                        f"OLD,1,{KEY_A},0,1,0,M,V,"))])
+    runner: FlaskCliRunner, tmp_path: Path, session: Session
+) -> None:
+    runner.invoke(
+        args=["devices", "import", str(_write(tmp_path / "a.csv", f"OLD,1,{KEY_A},0,1,0,M,V,"))]
+    )
     rows = [f"NEW{i:04d},1,{secrets.token_hex(16)},0,1,0,M,V," for i in range(700)]
     path = _write(tmp_path / "b.csv", *rows, f"OLD,1,{KEY_B},0,1,0,M,V,")
     result = runner.invoke(args=["devices", "import", str(path)])
@@ -279,8 +348,7 @@ def test_cli_import_is_all_or_nothing_when_a_late_row_clashes_with_the_database(
     assert _count(session) == 1
 
 
-def test_cli_import_refuses_a_file_that_is_not_utf8(runner: FlaskCliRunner,
-                                                    tmp_path: Path) -> None:
+def test_cli_import_refuses_a_file_that_is_not_utf8(runner: FlaskCliRunner, tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes(_csv(f"S\xe9,1,{KEY_A},0,1,0,M,V,").encode("latin-1"))
     result = runner.invoke(args=["devices", "import", str(path)])
@@ -295,9 +363,11 @@ def test_cli_import_of_a_missing_file_says_so(runner: FlaskCliRunner, tmp_path: 
 
 
 def test_cli_export_writes_an_owner_only_file_that_imports_back(
-        runner: FlaskCliRunner, shared_dir: Path, tmp_path: Path, session: Session) -> None:
-    runner.invoke(args=["devices", "import",
-                        str(shared_dir / "openpaygo" / "example_device_list.csv")])
+    runner: FlaskCliRunner, shared_dir: Path, tmp_path: Path, session: Session
+) -> None:
+    runner.invoke(
+        args=["devices", "import", str(shared_dir / "openpaygo" / "example_device_list.csv")]
+    )
     out = tmp_path / "fleet.csv"
     result = runner.invoke(args=["devices", "export", str(out), "--json"])
     assert result.exit_code == 0, result.output
@@ -310,18 +380,21 @@ def test_cli_export_writes_an_owner_only_file_that_imports_back(
     assert json.loads(again.stdout) == {"created": 0, "updated": 0, "unchanged": 2}
 
 
-def test_cli_export_to_a_missing_folder_is_a_clear_error(runner: FlaskCliRunner,
-                                                         tmp_path: Path) -> None:
+def test_cli_export_to_a_missing_folder_is_a_clear_error(
+    runner: FlaskCliRunner, tmp_path: Path
+) -> None:
     result = runner.invoke(args=["devices", "export", str(tmp_path / "no" / "fleet.csv")])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: No such file or directory")
 
 
-def test_cli_list_shows_devices_without_their_keys(runner: FlaskCliRunner,
-                                                   shared_dir: Path) -> None:
+def test_cli_list_shows_devices_without_their_keys(
+    runner: FlaskCliRunner, shared_dir: Path
+) -> None:
     assert runner.invoke(args=["devices", "list"]).stdout == "no devices\n"
-    runner.invoke(args=["devices", "import",
-                        str(shared_dir / "openpaygo" / "example_device_list.csv")])
+    runner.invoke(
+        args=["devices", "import", str(shared_dir / "openpaygo" / "example_device_list.csv")]
+    )
     listed = json.loads(runner.invoke(args=["devices", "list", "--json"]).stdout)["devices"]
     assert [d["serial"] for d in listed] == ["SLT220000001", "SLT240000002"]
     assert all("secret_key_encrypted" not in d for d in listed)
@@ -331,10 +404,13 @@ def test_cli_list_shows_devices_without_their_keys(runner: FlaskCliRunner,
     assert bad.exit_code == 2 and "'lost' is not one of" in bad.stderr
 
 
-def test_cli_import_shows_a_progress_bar_on_a_terminal(app: Flask, database_url: str,
-                                                       tmp_path: Path) -> None:
-    path = _write(tmp_path / "fleet.csv",
-                  *(f"TTY{i:03d},{i},{secrets.token_hex(16)},0,1,0,M,V," for i in range(250)))
+def test_cli_import_shows_a_progress_bar_on_a_terminal(
+    app: Flask, database_url: str, tmp_path: Path
+) -> None:
+    path = _write(
+        tmp_path / "fleet.csv",
+        *(f"TTY{i:03d},{i},{secrets.token_hex(16)},0,1,0,M,V," for i in range(250)),
+    )
     output = _run_on_a_terminal(["devices", "import", str(path)], database_url, tmp_path)
     assert "importing" in output and "100%" in output
     assert "250 created, 0 updated, 0 unchanged" in output
@@ -342,12 +418,21 @@ def test_cli_import_shows_a_progress_bar_on_a_terminal(app: Flask, database_url:
 
 def _run_on_a_terminal(args: Sequence[str], database_url: str, tmp_path: Path) -> str:
     """Run `paygo ARGS` with stdout on a pseudo-terminal; return what it printed."""
-    env = {**os.environ, "DATABASE_URL": database_url, "PAYGO_INSTANCE_PATH": str(tmp_path),
-           "PAYGO_MASTER_KEY": TEST_SETTINGS["master_key"], "COLUMNS": "100"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PAYGO_INSTANCE_PATH": str(tmp_path),
+        "PAYGO_MASTER_KEY": TEST_SETTINGS["master_key"],
+        "COLUMNS": "100",
+    }
     primary, secondary = os.openpty()
-    proc = subprocess.Popen([sys.executable, "-c", "from paygo.cli import main; main()", *args],
-                            stdout=secondary, stderr=secondary, stdin=subprocess.DEVNULL,
-                            env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from paygo.cli import main; main()", *args],
+        stdout=secondary,
+        stderr=secondary,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
     os.close(secondary)
     chunks: list[bytes] = []
     while True:

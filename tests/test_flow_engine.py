@@ -25,11 +25,14 @@ from paygo.errors import FlowError
 from paygo.settings import Settings
 
 LANGS = ("en", "sw")
-NAV = {"more": {"en": "More", "sw": "Zaidi"}, "back": {"en": "Back", "sw": "Rudi"},
-       "home": {"en": "Main menu", "sw": "Menyu kuu"},
-       "invalid_choice": {"en": "Invalid choice.", "sw": "Chaguo si sahihi."},
-       "invalid_digits": {"en": "Digits only.", "sw": "Tarakimu tu."},
-       "sorry": {"en": "Sorry.", "sw": "Samahani."}}
+NAV = {
+    "more": {"en": "More", "sw": "Zaidi"},
+    "back": {"en": "Back", "sw": "Rudi"},
+    "home": {"en": "Main menu", "sw": "Menyu kuu"},
+    "invalid_choice": {"en": "Invalid choice.", "sw": "Chaguo si sahihi."},
+    "invalid_digits": {"en": "Digits only.", "sw": "Tarakimu tu."},
+    "sorry": {"en": "Sorry.", "sw": "Samahani."},
+}
 
 
 def both(en: str, sw: str | None = None) -> dict[str, str]:
@@ -40,8 +43,11 @@ def registry(**lists: list[dict[str, str]]) -> Actions:
     """Actions for test flows: `pick` lists things, `greet` branches on a name."""
     actions = Actions()
 
-    @actions.register("things", produces={"count": 3},
-                      lists={"things": ListSpec(label_width=40, value_width=5, max_items=97)})
+    @actions.register(
+        "things",
+        produces={"count": 3},
+        lists={"things": ListSpec(label_width=40, value_width=5, max_items=97)},
+    )
     def things(ctx: Any, data: Mapping[str, Any]) -> Outcome:
         items = lists.get("things", [])
         return Outcome(data={"things": items, "count": str(len(items))})
@@ -62,23 +68,46 @@ def registry(**lists: list[dict[str, str]]) -> Actions:
 
 def base_flow(**states: Any) -> dict[str, Any]:
     flow: dict[str, Any] = {
-        "flow": "test", "channel": "ussd", "languages": list(LANGS), "start": "main",
-        "home": "main", "strings": copy.deepcopy(NAV), "states": {
-            "main": {"kind": "menu", "text": both("Hello {distributor}"), "options": [
-                {"text": both("Things"), "next": "list_things"},
-                {"text": both("Greet"), "next": "ask"}]},
+        "flow": "test",
+        "channel": "ussd",
+        "languages": list(LANGS),
+        "start": "main",
+        "home": "main",
+        "strings": copy.deepcopy(NAV),
+        "states": {
+            "main": {
+                "kind": "menu",
+                "text": both("Hello {distributor}"),
+                "options": [
+                    {"text": both("Things"), "next": "list_things"},
+                    {"text": both("Greet"), "next": "ask"},
+                ],
+            },
             "list_things": {"kind": "action", "action": "things", "next": "pick"},
-            "pick": {"kind": "menu", "text": both("Pick one of {count}:"), "items": "things",
-                     "store": "chosen", "next": "picked"},
+            "pick": {
+                "kind": "menu",
+                "text": both("Pick one of {count}:"),
+                "items": "things",
+                "store": "chosen",
+                "next": "picked",
+            },
             "picked": {"kind": "end", "text": both("You picked {chosen}.")},
-            "ask": {"kind": "input", "text": both("Your number:"),
-                    "input": {"type": "digits", "max_length": 4}, "store": "typed",
-                    "next": "greet"},
-            "greet": {"kind": "action", "action": "greet",
-                      "branches": {"known": "hello", "stranger": "bye"}},
+            "ask": {
+                "kind": "input",
+                "text": both("Your number:"),
+                "input": {"type": "digits", "max_length": 4},
+                "store": "typed",
+                "next": "greet",
+            },
+            "greet": {
+                "kind": "action",
+                "action": "greet",
+                "branches": {"known": "hello", "stranger": "bye"},
+            },
             "hello": {"kind": "end", "text": both("Hi {name}", "Habari {name}")},
             "bye": {"kind": "end", "text": both("Bye")},
-        }}
+        },
+    }
     flow["states"].update(states)
     return {**flow, "states": {k: v for k, v in flow["states"].items() if v is not None}}
 
@@ -90,18 +119,21 @@ def write(tmp_path: Path, flow: Mapping[str, Any], name: str = "test.yaml") -> P
     return folder
 
 
-def engine_for(tmp_path: Path, flow: Mapping[str, Any] | None = None,
-               actions: Actions | None = None) -> Engine:
+def engine_for(
+    tmp_path: Path, flow: Mapping[str, Any] | None = None, actions: Actions | None = None
+) -> Engine:
     actions = actions or registry()
     consts = {"distributor": "SunPower"}
     flows = load_flows(write(tmp_path, flow or base_flow()), actions, consts)
     return Engine(flows, actions, consts)
 
 
-def problems_of(tmp_path: Path, flow: Mapping[str, Any],
-                consts: Mapping[str, str] | None = None) -> list[str]:
-    _, problems = check_directory(write(tmp_path, flow), registry(),
-                                  consts or {"distributor": "SunPower"})
+def problems_of(
+    tmp_path: Path, flow: Mapping[str, Any], consts: Mapping[str, str] | None = None
+) -> list[str]:
+    _, problems = check_directory(
+        write(tmp_path, flow), registry(), consts or {"distributor": "SunPower"}
+    )
     return [str(p) for p in problems]
 
 
@@ -116,6 +148,7 @@ def run(engine: Engine, inputs: list[str], lang: str = "en") -> list[str]:
 
 # Running flows -----------------------------------------------------------------------------
 
+
 def test_a_menu_choice_and_an_input_lead_through_an_action_to_the_end(tmp_path: Path) -> None:
     engine = engine_for(tmp_path)
     reply, state = engine.begin("test", lang="en")
@@ -127,8 +160,7 @@ def test_a_menu_choice_and_an_input_lead_through_an_action_to_the_end(tmp_path: 
     assert state["done"] and state["lang"] == "sw"
 
 
-def test_state_is_plain_json_and_resume_leaves_the_given_state_untouched(
-        tmp_path: Path) -> None:
+def test_state_is_plain_json_and_resume_leaves_the_given_state_untouched(tmp_path: Path) -> None:
     engine = engine_for(tmp_path)
     _, state = engine.begin("test", lang="en")
     frozen = json.dumps(state)
@@ -151,23 +183,27 @@ def test_an_input_is_checked_before_it_is_stored(tmp_path: Path) -> None:
     assert run(engine, ["2", "7"])[-1] == "Bye"
 
 
-@pytest.mark.parametrize(("rule", "raw", "stored"), [
-    (InputRule("digits", max_length=4), "0123", "0123"),
-    (InputRule("digits", max_length=4), "12345", None),
-    (InputRule("digits", max_length=4), "١٢", None),  # Arabic-Indic digits are not ours
-    (InputRule("account_number"), "1000 0004", "10000004"),
-    (InputRule("account_number"), "10000005", None),  # wrong check digit
-    (InputRule("amount", maximum=1000), "500", "500"),
-    (InputRule("amount", maximum=1000), "12.50", "12.50"),
-    (InputRule("amount", maximum=1000), "1001", None),
-    (InputRule("amount", maximum=1000), "0", None),
-    (InputRule("amount", maximum=1000), "1e3", None),
-    (InputRule("text", min_length=3, max_length=10), "  no   light ", "no light"),
-    (InputRule("text", min_length=3, max_length=10), "ab", None),
-    (InputRule("text", min_length=3, max_length=10), "x" * 11, None),
-])
-def test_input_rules_accept_only_what_they_promise(rule: InputRule, raw: str,
-                                                   stored: str | None) -> None:
+@pytest.mark.parametrize(
+    ("rule", "raw", "stored"),
+    [
+        (InputRule("digits", max_length=4), "0123", "0123"),
+        (InputRule("digits", max_length=4), "12345", None),
+        (InputRule("digits", max_length=4), "١٢", None),  # Arabic-Indic digits are not ours
+        (InputRule("account_number"), "1000 0004", "10000004"),
+        (InputRule("account_number"), "10000005", None),  # wrong check digit
+        (InputRule("amount", maximum=1000), "500", "500"),
+        (InputRule("amount", maximum=1000), "12.50", "12.50"),
+        (InputRule("amount", maximum=1000), "1001", None),
+        (InputRule("amount", maximum=1000), "0", None),
+        (InputRule("amount", maximum=1000), "1e3", None),
+        (InputRule("text", min_length=3, max_length=10), "  no   light ", "no light"),
+        (InputRule("text", min_length=3, max_length=10), "ab", None),
+        (InputRule("text", min_length=3, max_length=10), "x" * 11, None),
+    ],
+)
+def test_input_rules_accept_only_what_they_promise(
+    rule: InputRule, raw: str, stored: str | None
+) -> None:
     assert rule.clean(raw) == stored
 
 
@@ -180,8 +216,7 @@ def test_back_and_home_return_to_earlier_screens(tmp_path: Path) -> None:
 
 
 def test_a_long_list_is_paginated_with_98_for_more(tmp_path: Path) -> None:
-    items = [{"label": f"Item number {n:02d} " + "x" * 20, "value": str(n)}
-             for n in range(1, 13)]
+    items = [{"label": f"Item number {n:02d} " + "x" * 20, "value": str(n)} for n in range(1, 13)]
     engine = engine_for(tmp_path, actions=registry(things=items))
     screens = run(engine, ["1", "98", "98", "0", "00"])
     first, second, third = screens[1:4]
@@ -222,8 +257,9 @@ def test_an_option_from_another_page_is_not_accepted(tmp_path: Path) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30))
-def test_pages_fit_the_screen_and_never_split_an_option(tmp_path_factory: pytest.TempPathFactory,
-                                                        widths: list[int]) -> None:
+def test_pages_fit_the_screen_and_never_split_an_option(
+    tmp_path_factory: pytest.TempPathFactory, widths: list[int]
+) -> None:
     items = [{"label": "w" * width, "value": str(n)} for n, width in enumerate(widths, 1)]
     engine = engine_for(tmp_path_factory.mktemp("f"), actions=registry(things=items))
     reply, state = engine.begin("test", lang="en")
@@ -231,8 +267,11 @@ def test_pages_fit_the_screen_and_never_split_an_option(tmp_path_factory: pytest
     seen: list[str] = []
     while True:
         assert len(reply.text) <= CHANNEL_LIMITS["ussd"]
-        seen += [line for line in reply.text.splitlines() if line.split(". ")[0].isdigit()
-                 and line.split(". ")[0] not in ("98", "0", "00")]
+        seen += [
+            line
+            for line in reply.text.splitlines()
+            if line.split(". ")[0].isdigit() and line.split(". ")[0] not in ("98", "0", "00")
+        ]
         if "\n98. More" not in reply.text:
             break
         reply, state = engine.resume(state, "98")
@@ -250,6 +289,7 @@ def test_an_action_breaking_its_declared_lengths_is_stopped(tmp_path: Path) -> N
 
 # Validation --------------------------------------------------------------------------------
 
+
 def test_the_shipped_flows_are_valid() -> None:
     _, problems = check_directory(SHIPPED_FLOWS, ACTIONS, constants(Settings()))
     assert problems == []
@@ -260,8 +300,7 @@ def test_the_shipped_sms_keywords_cover_every_command_in_every_language() -> Non
     assert flow is not None and check_keywords(flow) == []
     keywords = Keywords.from_flow(flow)
     assert keywords.parse(" bal  1000 0018 ").account_arg == "10000018"
-    assert (keywords.parse("salio").name, keywords.parse("salio").keyword_lang) == \
-        ("balance", "sw")
+    assert (keywords.parse("salio").name, keywords.parse("salio").keyword_lang) == ("balance", "sw")
     assert keywords.parse("Solde10000018").account_arg == "10000018"
     assert keywords.parse("lugha kiswahili").language_arg == "sw"
     assert keywords.parse("what is this").name == "help"
@@ -273,37 +312,81 @@ def test_a_long_distributor_name_makes_the_shipped_flows_too_long() -> None:
     assert any("characters with the longest values" in str(p) for p in problems)
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    ({"bye": {"kind": "end", "text": both("Bye"), "next": "main"}}, "state bye: an end state"),
-    ({"ask": {"kind": "input", "text": both("Number:"), "input": "digits", "store": "typed",
-              "next": "nowhere"}}, "state ask: goes to unknown state 'nowhere'"),
-    ({"orphan": {"kind": "end", "text": both("Alone")}},
-     "state orphan: is unreachable from the start"),
-    ({"bye": {"kind": "menu", "text": both("Loop"),
-              "options": [{"text": both("Again"), "next": "bye"}]}},
-     "state bye: is a dead end: no end state can be reached from it"),
-    ({"pick": {"kind": "menu", "text": both("Pick")}}, "state pick: is a dead end"),
-    ({"list_things": {"kind": "action", "action": "teleport", "next": "pick"}},
-     "state list_things: unknown action 'teleport'"),
-    ({"greet": {"kind": "action", "action": "greet", "branches": {"known": "hello"}}},
-     "state greet: branch 'stranger' of action greet goes nowhere"),
-    ({"greet": {"kind": "action", "action": "greet",
-                "branches": {"known": "hello", "stranger": "bye", "alien": "bye"}}},
-     "state greet: action greet has no branch 'alien'"),
-    ({"hello": {"kind": "end", "text": {"en": "Hi {name}"}}},
-     "state hello, language sw: missing text"),
-    ({"hello": {"kind": "end", "text": both("Hi {nickname}")}},
-     "state hello, language en: text uses unknown placeholder {nickname}"),
-    ({"hello": {"kind": "end", "text": both("Caf\u00e9 {name}")}},
-     "state hello, language en: text has characters beyond plain ASCII"),
-    ({"hello": {"kind": "end", "text": both("x" * 160 + " {name}")}},
-     "state hello, language en: a screen can be 173 characters with the longest values "
-     "(limit 178 on ussd)"),
-    ({"hello": {"kind": "end", "text": both("x" * 170 + " {name}")}},
-     "state hello, language en: a screen can be 183 characters"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"bye": {"kind": "end", "text": both("Bye"), "next": "main"}}, "state bye: an end state"),
+        (
+            {
+                "ask": {
+                    "kind": "input",
+                    "text": both("Number:"),
+                    "input": "digits",
+                    "store": "typed",
+                    "next": "nowhere",
+                }
+            },
+            "state ask: goes to unknown state 'nowhere'",
+        ),
+        (
+            {"orphan": {"kind": "end", "text": both("Alone")}},
+            "state orphan: is unreachable from the start",
+        ),
+        (
+            {
+                "bye": {
+                    "kind": "menu",
+                    "text": both("Loop"),
+                    "options": [{"text": both("Again"), "next": "bye"}],
+                }
+            },
+            "state bye: is a dead end: no end state can be reached from it",
+        ),
+        ({"pick": {"kind": "menu", "text": both("Pick")}}, "state pick: is a dead end"),
+        (
+            {"list_things": {"kind": "action", "action": "teleport", "next": "pick"}},
+            "state list_things: unknown action 'teleport'",
+        ),
+        (
+            {"greet": {"kind": "action", "action": "greet", "branches": {"known": "hello"}}},
+            "state greet: branch 'stranger' of action greet goes nowhere",
+        ),
+        (
+            {
+                "greet": {
+                    "kind": "action",
+                    "action": "greet",
+                    "branches": {"known": "hello", "stranger": "bye", "alien": "bye"},
+                }
+            },
+            "state greet: action greet has no branch 'alien'",
+        ),
+        (
+            {"hello": {"kind": "end", "text": {"en": "Hi {name}"}}},
+            "state hello, language sw: missing text",
+        ),
+        (
+            {"hello": {"kind": "end", "text": both("Hi {nickname}")}},
+            "state hello, language en: text uses unknown placeholder {nickname}",
+        ),
+        (
+            {"hello": {"kind": "end", "text": both("Caf\u00e9 {name}")}},
+            "state hello, language en: text has characters beyond plain ASCII",
+        ),
+        (
+            {"hello": {"kind": "end", "text": both("x" * 160 + " {name}")}},
+            "state hello, language en: a screen can be 173 characters with the longest values "
+            "(limit 178 on ussd)",
+        ),
+        (
+            {"hello": {"kind": "end", "text": both("x" * 170 + " {name}")}},
+            "state hello, language en: a screen can be 183 characters",
+        ),
+    ],
+)
 def test_validation_names_file_state_and_language_of_each_problem(
-        tmp_path: Path, change: dict[str, Any], expected: str) -> None:
+    tmp_path: Path, change: dict[str, Any], expected: str
+) -> None:
     problems = problems_of(tmp_path, base_flow(**change))
     if "173 characters" in expected:  # within the limit: no problem at all
         assert problems == []
@@ -321,19 +404,35 @@ def test_a_missing_engine_string_is_reported(tmp_path: Path) -> None:
 
 
 def test_actions_that_loop_without_a_screen_are_refused(tmp_path: Path) -> None:
-    flow = base_flow(greet={"kind": "action", "action": "greet",
-                            "branches": {"known": "hello", "stranger": "again"}},
-                     again={"kind": "action", "action": "greet",
-                            "branches": {"known": "hello", "stranger": "greet"}})
-    assert any("actions loop without showing a screen" in p
-               for p in problems_of(tmp_path, flow))
+    flow = base_flow(
+        greet={
+            "kind": "action",
+            "action": "greet",
+            "branches": {"known": "hello", "stranger": "again"},
+        },
+        again={
+            "kind": "action",
+            "action": "greet",
+            "branches": {"known": "hello", "stranger": "greet"},
+        },
+    )
+    assert any("actions loop without showing a screen" in p for p in problems_of(tmp_path, flow))
 
 
 def test_a_list_whose_widest_item_cannot_fit_a_page_is_refused(tmp_path: Path) -> None:
-    flow = base_flow(pick={"kind": "menu", "text": both("P" * 120), "items": "things",
-                           "store": "chosen", "next": "picked"})
-    assert any(p.startswith("test.yaml, state pick, language en: a screen can be")
-               for p in problems_of(tmp_path, flow))
+    flow = base_flow(
+        pick={
+            "kind": "menu",
+            "text": both("P" * 120),
+            "items": "things",
+            "store": "chosen",
+            "next": "picked",
+        }
+    )
+    assert any(
+        p.startswith("test.yaml, state pick, language en: a screen can be")
+        for p in problems_of(tmp_path, flow)
+    )
 
 
 def test_a_file_that_is_not_a_flow_is_reported_not_raised(tmp_path: Path) -> None:
@@ -355,6 +454,7 @@ def test_load_flows_raises_one_error_listing_every_problem(tmp_path: Path) -> No
 
 # paygo flows check -------------------------------------------------------------------------
 
+
 def test_flows_check_passes_on_the_shipped_flows() -> None:
     result = CliRunner().invoke(flows_group, ["check", "--dir", str(SHIPPED_FLOWS)])
     assert result.exit_code == 0, result.output
@@ -373,11 +473,10 @@ def test_flows_check_lists_problems_and_exits_non_zero(tmp_path: Path) -> None:
 
 
 def test_the_app_refuses_to_start_with_an_invalid_flow(
-        make_app: Callable[..., Any], tmp_path: Path) -> None:
+    make_app: Callable[..., Any], tmp_path: Path
+) -> None:
     for name in ("ussd.yaml", "sms.yaml"):
         text = (SHIPPED_FLOWS / name).read_text()
         (tmp_path / name).write_text(text.replace("next: balance}", "next: balanse}"))
-    with pytest.raises(FlowError, match="ussd.yaml, state main: goes to unknown state "
-                                        "'balanse'"):
+    with pytest.raises(FlowError, match="ussd.yaml, state main: goes to unknown state 'balanse'"):
         make_app(flows_dir=str(tmp_path))
-

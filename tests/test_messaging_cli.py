@@ -44,8 +44,9 @@ def _invoke(app: Flask, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_failed_lists_dead_letters_with_their_reason(make_app: Callable[..., Flask],
-                                                     at: FakeAfricasTalking) -> None:
+def test_failed_lists_dead_letters_with_their_reason(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     app = make_app(**at.settings())
     at.recipient_codes[KE] = 406
     failed = _queue(app, "blacklisted")
@@ -61,8 +62,9 @@ def test_failed_says_so_when_there_are_none(app: Flask) -> None:
     assert _invoke(app, "messages", "failed")[1].strip() == "no failed messages"
 
 
-def test_retry_sends_a_dead_letter_again_and_audits_it(make_app: Callable[..., Flask],
-                                                       at: FakeAfricasTalking) -> None:
+def test_retry_sends_a_dead_letter_again_and_audits_it(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     app = make_app(**at.settings())
     at.recipient_codes[KE] = 406
     failed = _queue(app, "second chance")
@@ -76,8 +78,9 @@ def test_retry_sends_a_dead_letter_again_and_audits_it(make_app: Callable[..., F
     assert audit.target_id == str(failed)
 
 
-def test_retry_all_sends_every_dead_letter_again(make_app: Callable[..., Flask],
-                                                 at: FakeAfricasTalking) -> None:
+def test_retry_all_sends_every_dead_letter_again(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     app = make_app(**at.settings())
     at.recipient_codes.update({KE: 406, OTHER: 406})
     ids = [_queue(app, "one"), _queue(app, "two", to=OTHER)]
@@ -87,8 +90,9 @@ def test_retry_all_sends_every_dead_letter_again(make_app: Callable[..., Flask],
     assert [_status(app, i) for i in ids] == ["sent", "sent"]
 
 
-def test_retry_refuses_a_message_that_did_not_fail(make_app: Callable[..., Flask],
-                                                   at: FakeAfricasTalking) -> None:
+def test_retry_refuses_a_message_that_did_not_fail(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     app = make_app(**at.settings())
     sent = _queue(app, "delivered fine")
     code, output = _invoke(app, "messages", "retry", str(sent))
@@ -109,8 +113,9 @@ def test_sweep_and_reconcile_commands_report_counts(app: Flask) -> None:
     assert code == 0 and "checked: 0" in output
 
 
-def test_list_filters_by_status_and_shows_reasons(make_app: Callable[..., Flask],
-                                                  at: FakeAfricasTalking) -> None:
+def test_list_filters_by_status_and_shows_reasons(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     app = make_app(**at.settings())
     at.recipient_codes[KE] = 403
     _queue(app, "bad number")

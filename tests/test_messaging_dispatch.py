@@ -23,8 +23,12 @@ from tests.fakes.twilio_api import FakeTwilio
 KE = "+254711000001"
 TZ = "+255754000002"
 #: Small timeouts and backoff so faults play out in a fraction of a second.
-FAST: dict[str, Any] = {"sms_timeout_seconds": 0.3, "sms_retry_base_seconds": 0.01,
-                        "sms_retry_max_seconds": 0.05, "sms_reconcile_after_seconds": 0.3}
+FAST: dict[str, Any] = {
+    "sms_timeout_seconds": 0.3,
+    "sms_retry_base_seconds": 0.01,
+    "sms_retry_max_seconds": 0.05,
+    "sms_reconcile_after_seconds": 0.3,
+}
 
 
 @pytest.fixture
@@ -73,8 +77,9 @@ def _until(check: Callable[[], bool], gateway: Gateway, *, seconds: float = 10) 
         jobs.sweep(gateway)
 
 
-def test_a_message_is_sent_once_its_transaction_commits(make_app: Callable[..., Flask],
-                                                        at: FakeAfricasTalking) -> None:
+def test_a_message_is_sent_once_its_transaction_commits(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     gateway = _gateway(make_app(**at.settings(), **FAST))
     with gateway.db.transaction() as session:
         message = queue_message(session=session, recipient=KE, body="Token 123 456 789")
@@ -85,8 +90,9 @@ def test_a_message_is_sent_once_its_transaction_commits(make_app: Callable[..., 
     assert at.bodies_to(KE) == ["Token 123 456 789"]
 
 
-def test_a_rolled_back_transaction_sends_nothing(make_app: Callable[..., Flask],
-                                                 at: FakeAfricasTalking) -> None:
+def test_a_rolled_back_transaction_sends_nothing(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     gateway = _gateway(make_app(**at.settings(), **FAST))
     with pytest.raises(RuntimeError), gateway.db.transaction() as session:
         queue_message(session=session, recipient=KE, body="never")
@@ -95,8 +101,9 @@ def test_a_rolled_back_transaction_sends_nothing(make_app: Callable[..., Flask],
     assert at.bodies_to(KE) == ["after"] and len(_messages(gateway)) == 1
 
 
-def test_the_same_dedupe_key_written_twice_is_sent_once(make_app: Callable[..., Flask],
-                                                        at: FakeAfricasTalking) -> None:
+def test_the_same_dedupe_key_written_twice_is_sent_once(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     gateway = _gateway(make_app(**at.settings(), **FAST))
     for _ in range(2):
         with gateway.db.transaction() as session:
@@ -105,7 +112,8 @@ def test_the_same_dedupe_key_written_twice_is_sent_once(make_app: Callable[..., 
 
 
 def test_provider_down_for_a_while_then_back_delivers_every_message_once(
-        make_app: Callable[..., Flask], at: FakeAfricasTalking) -> None:
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     gateway = _gateway(make_app(**at.settings(), **FAST))
     at.script(["down"] * 8)
     bodies = [f"message {i}" for i in range(5)]
@@ -117,7 +125,8 @@ def test_provider_down_for_a_while_then_back_delivers_every_message_once(
 
 
 def test_a_permanent_error_goes_to_the_dead_letter_without_retries(
-        make_app: Callable[..., Flask], at: FakeAfricasTalking) -> None:
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     gateway = _gateway(make_app(**at.settings(), **FAST))
     at.recipient_codes[KE] = 406
     (message_id,) = _queue(gateway, "you are blacklisted")
@@ -130,7 +139,8 @@ def test_a_permanent_error_goes_to_the_dead_letter_without_retries(
 
 
 def test_retries_stop_after_the_last_attempt_into_the_dead_letter(
-        make_app: Callable[..., Flask], at: FakeAfricasTalking) -> None:
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     gateway = _gateway(make_app(**at.settings(), **{**FAST, "sms_max_attempts": 3}))
     at.default = "down"
     (message_id,) = _queue(gateway, "never arrives")
@@ -149,7 +159,8 @@ def test_backoff_is_exponential_with_jitter_and_capped() -> None:
 
 
 def test_an_africastalking_timeout_after_acceptance_is_settled_by_its_delivery_report(
-        make_app: Callable[..., Flask], at: FakeAfricasTalking) -> None:
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     app = make_app(**at.settings(), **FAST)
     gateway = _gateway(app)
     at.script(["slow"])
@@ -157,10 +168,14 @@ def test_an_africastalking_timeout_after_acceptance_is_settled_by_its_delivery_r
     unknown = _one(gateway, message_id)
     assert unknown.status == MessageStatus.SENDING
     assert (unknown.status_reason or "").startswith("outcome unknown")
-    response = app.test_client().post("/sms/africastalking/delivery",
-                                      data=at.delivery_report(at.accepted[0]))
+    response = app.test_client().post(
+        "/sms/africastalking/delivery", data=at.delivery_report(at.accepted[0])
+    )
     assert response.status_code == 200 and response.json == {
-        "status": "ok", "message_id": message_id, "state": "delivered"}
+        "status": "ok",
+        "message_id": message_id,
+        "state": "delivered",
+    }
     time.sleep(0.4)  # past the reconciliation window
     jobs.sweep(gateway)
     settled = _one(gateway, message_id)
@@ -170,7 +185,8 @@ def test_an_africastalking_timeout_after_acceptance_is_settled_by_its_delivery_r
 
 
 def test_an_africastalking_timeout_with_no_report_is_sent_again_after_the_window(
-        make_app: Callable[..., Flask], at: FakeAfricasTalking) -> None:
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     gateway = _gateway(make_app(**at.settings(), **FAST))
     at.script(["hang"])  # never took it, never answered in time
     (message_id,) = _queue(gateway, "token 222")
@@ -180,8 +196,9 @@ def test_an_africastalking_timeout_with_no_report_is_sent_again_after_the_window
     assert at.bodies_to(KE) == ["token 222"] and _one(gateway, message_id).attempts == 2
 
 
-def test_a_twilio_timeout_is_looked_up_instead_of_resent(make_app: Callable[..., Flask],
-                                                         tw: FakeTwilio) -> None:
+def test_a_twilio_timeout_is_looked_up_instead_of_resent(
+    make_app: Callable[..., Flask], tw: FakeTwilio
+) -> None:
     gateway = _gateway(make_app(**tw.settings(), **FAST))
     tw.script(["slow"])
     (message_id,) = _queue(gateway, "token 333", to=TZ)
@@ -194,7 +211,8 @@ def test_a_twilio_timeout_is_looked_up_instead_of_resent(make_app: Callable[...,
 
 
 def test_a_twilio_server_error_that_created_nothing_is_sent_again(
-        make_app: Callable[..., Flask], tw: FakeTwilio) -> None:
+    make_app: Callable[..., Flask], tw: FakeTwilio
+) -> None:
     gateway = _gateway(make_app(**tw.settings(), **FAST))
     tw.script(["down"])
     (message_id,) = _queue(gateway, "token 444", to=TZ)
@@ -203,7 +221,8 @@ def test_a_twilio_server_error_that_created_nothing_is_sent_again(
 
 
 def test_a_send_interrupted_after_acceptance_is_reconciled_not_resent(
-        make_app: Callable[..., Flask], tw: FakeTwilio) -> None:
+    make_app: Callable[..., Flask], tw: FakeTwilio
+) -> None:
     gateway = _gateway(make_app(**tw.settings(), **FAST))
     # A worker that dies between Twilio's answer and our commit: claimed, sent, unrecorded.
     with gateway.db.transaction() as session:
@@ -211,16 +230,18 @@ def test_a_send_interrupted_after_acceptance_is_reconciled_not_resent(
         session.add(message)
     claim = dispatcher._claim(gateway, message.id or 0, utcnow())
     assert isinstance(claim, dispatcher.Claim)
-    dispatcher.providers(gateway).get("twilio").send(message_id=claim.message_id,
-                                                     recipient=TZ, body=claim.body)
+    dispatcher.providers(gateway).get("twilio").send(
+        message_id=claim.message_id, recipient=TZ, body=claim.body
+    )
     jobs.sweep(gateway)  # within the lease: the worker might still be at it
     assert _one(gateway, claim.message_id).status == MessageStatus.SENDING
     _until(lambda: _one(gateway, claim.message_id).status == MessageStatus.SENT, gateway)
     assert tw.bodies_to(TZ) == ["token 555"]
 
 
-def test_two_workers_on_one_message_send_it_once(make_app: Callable[..., Flask],
-                                                 at: FakeAfricasTalking) -> None:
+def test_two_workers_on_one_message_send_it_once(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     gateway = _gateway(make_app(**at.settings(), **FAST))
     with gateway.db.transaction() as session:
         message = OutboundMessage(recipient=KE, body="once")
@@ -235,11 +256,15 @@ def test_two_workers_on_one_message_send_it_once(make_app: Callable[..., Flask],
     assert at.bodies_to(KE) == ["once"] and _one(gateway, message.id or 0).status == "sent"
 
 
-def test_routes_send_each_country_through_its_provider(make_app: Callable[..., Flask],
-                                                       at: FakeAfricasTalking,
-                                                       tw: FakeTwilio) -> None:
-    settings = {**tw.settings(), **at.settings(), "sms_provider": "twilio",
-                "sms_routes": {"254": "africastalking"}}
+def test_routes_send_each_country_through_its_provider(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking, tw: FakeTwilio
+) -> None:
+    settings = {
+        **tw.settings(),
+        **at.settings(),
+        "sms_provider": "twilio",
+        "sms_routes": {"254": "africastalking"},
+    }
     gateway = _gateway(make_app(**settings, **FAST))
     _queue(gateway, "to Kenya", to=KE)
     _queue(gateway, "to Tanzania", to=TZ)
@@ -247,8 +272,9 @@ def test_routes_send_each_country_through_its_provider(make_app: Callable[..., F
     assert [m.provider for m in _messages(gateway)] == ["africastalking", "twilio"]
 
 
-def test_the_console_provider_logs_and_marks_sent(make_app: Callable[..., Flask],
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_the_console_provider_logs_and_marks_sent(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
     gateway = _gateway(make_app())
     with caplog.at_level("INFO", logger="paygo.sms"):
         (message_id,) = _queue(gateway, "demo message")
@@ -256,10 +282,13 @@ def test_the_console_provider_logs_and_marks_sent(make_app: Callable[..., Flask]
     assert _one(gateway, message_id).status == MessageStatus.SENT
 
 
-def test_without_redis_a_background_thread_retries_later(make_app: Callable[..., Flask],
-                                                         at: FakeAfricasTalking) -> None:
-    app = make_app(**at.settings(), **{**FAST, "sms_retry_base_seconds": 0.5,
-                                       "sms_sweep_interval_seconds": 0.1})
+def test_without_redis_a_background_thread_retries_later(
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
+    app = make_app(
+        **at.settings(),
+        **{**FAST, "sms_retry_base_seconds": 0.5, "sms_sweep_interval_seconds": 0.1},
+    )
     gateway = _gateway(app)
     at.script(["down"])
     (message_id,) = _queue(gateway, "retried by the thread")
@@ -273,12 +302,12 @@ def test_without_redis_a_background_thread_retries_later(make_app: Callable[...,
     finally:
         sweeper.stop()
     assert at.bodies_to(KE) == ["retried by the thread"]
-    assert {"messages-sweep", "messages-reminders", "messages-reconcile"} <= set(
-        sweeper.last_run)
+    assert {"messages-sweep", "messages-reminders", "messages-reconcile"} <= set(sweeper.last_run)
 
 
 def test_the_web_process_starts_its_sweeper_on_the_first_request_outside_tests(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     app = make_app(sms_sweep_interval_seconds=60)
     app.testing = False
     app.test_client().get("/healthz")
@@ -291,14 +320,15 @@ def test_the_web_process_starts_its_sweeper_on_the_first_request_outside_tests(
 
 
 def test_a_reminder_during_quiet_hours_waits_for_the_morning(
-        make_app: Callable[..., Flask], at: FakeAfricasTalking) -> None:
+    make_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     # Quiet from this hour until the same time tomorrow less an hour: the customer's night.
     hour = utcnow().astimezone(quiet.zone("Africa/Nairobi", "UTC")).hour
-    gateway = _gateway(make_app(**at.settings(), **FAST, quiet_hours_start=hour,
-                                quiet_hours_end=(hour - 1) % 24))
+    gateway = _gateway(
+        make_app(**at.settings(), **FAST, quiet_hours_start=hour, quiet_hours_end=(hour - 1) % 24)
+    )
     with gateway.db.transaction() as session:
-        reminder = queue_message(session=session, recipient=KE, body="pay soon",
-                                 kind="reminder")
+        reminder = queue_message(session=session, recipient=KE, body="pay soon", kind="reminder")
         reply = queue_message(session=session, recipient=KE, body="your balance")
     assert at.bodies_to(KE) == ["your balance"]  # replies ignore quiet hours
     held = _one(gateway, reminder.id or 0)

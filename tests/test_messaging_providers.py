@@ -49,16 +49,19 @@ def _closed_port() -> int:
 
 # -- Africa's Talking ----------------------------------------------------------------------
 
+
 def test_africastalking_send_returns_the_message_id(at: FakeAfricasTalking) -> None:
     accepted = AfricasTalking(_settings(**at.settings())).send(
-        message_id=1, recipient=KE, body="Your token: 123 456 789")
+        message_id=1, recipient=KE, body="Your token: 123 456 789"
+    )
     assert accepted.provider_message_id == at.accepted[0]["id"]
     assert accepted.status == MessageStatus.SENT
     assert at.bodies_to(KE) == ["Your token: 123 456 789"]
 
 
 def test_africastalking_reply_with_a_charset_is_read_although_the_sdk_returns_a_str(
-        at: FakeAfricasTalking) -> None:
+    at: FakeAfricasTalking,
+) -> None:
     provider = AfricasTalking(_settings(**at.settings()))
     raw = provider.service.send("hi", [KE], timeout=provider.timeout)
     assert isinstance(raw, str)  # the SDK's quirk this provider handles
@@ -67,13 +70,13 @@ def test_africastalking_reply_with_a_charset_is_read_although_the_sdk_returns_a_
 
 def test_africastalking_sender_id_is_sent_when_set(at: FakeAfricasTalking) -> None:
     AfricasTalking(_settings(**at.settings(), at_sender_id="SUNPOWER")).send(
-        message_id=1, recipient=KE, body="hi")
+        message_id=1, recipient=KE, body="hi"
+    )
     assert at.accepted[0]["from"] == "SUNPOWER"
 
 
 @pytest.mark.parametrize("code", [403, 406, 409])
-def test_africastalking_refusing_the_number_is_permanent(at: FakeAfricasTalking,
-                                                         code: int) -> None:
+def test_africastalking_refusing_the_number_is_permanent(at: FakeAfricasTalking, code: int) -> None:
     at.recipient_codes[KE] = code
     with pytest.raises(SendRefused) as caught:
         AfricasTalking(_settings(**at.settings())).send(message_id=1, recipient=KE, body="x")
@@ -95,8 +98,7 @@ def test_africastalking_503_is_refused_and_worth_retrying(at: FakeAfricasTalking
     assert not caught.value.permanent and at.accepted == []
 
 
-def test_africastalking_wrong_api_key_is_retried_not_dead_lettered(
-        at: FakeAfricasTalking) -> None:
+def test_africastalking_wrong_api_key_is_retried_not_dead_lettered(at: FakeAfricasTalking) -> None:
     settings = _settings(**{**at.settings(), "at_api_key": "wrong"})
     with pytest.raises(SendRefused) as caught:
         AfricasTalking(settings).send(message_id=1, recipient=KE, body="x")
@@ -111,42 +113,58 @@ def test_africastalking_read_timeout_is_an_unknown_outcome(at: FakeAfricasTalkin
 
 
 def test_africastalking_connection_dropped_after_sending_is_an_unknown_outcome(
-        at: FakeAfricasTalking) -> None:
+    at: FakeAfricasTalking,
+) -> None:
     at.script(["drop"])
     with pytest.raises(OutcomeUnknown):
         AfricasTalking(_settings(**at.settings())).send(message_id=1, recipient=KE, body="x")
 
 
 def test_africastalking_unreachable_is_refused_and_worth_retrying() -> None:
-    settings = _settings(sms_provider="africastalking", at_username="sandbox", at_api_key="k",
-                         at_api_base_url=f"http://127.0.0.1:{_closed_port()}")
+    settings = _settings(
+        sms_provider="africastalking",
+        at_username="sandbox",
+        at_api_key="k",
+        at_api_base_url=f"http://127.0.0.1:{_closed_port()}",
+    )
     with pytest.raises(SendRefused) as caught:
         AfricasTalking(settings).send(message_id=1, recipient=KE, body="x")
     assert not caught.value.permanent
 
 
 def test_africastalking_sdk_rejects_a_number_that_is_not_e164_before_sending(
-        at: FakeAfricasTalking) -> None:
+    at: FakeAfricasTalking,
+) -> None:
     with pytest.raises(SendRefused) as caught:
-        AfricasTalking(_settings(**at.settings())).send(message_id=1, recipient="0711000001",
-                                                        body="x")
+        AfricasTalking(_settings(**at.settings())).send(
+            message_id=1, recipient="0711000001", body="x"
+        )
     assert caught.value.permanent and at.requests == 0
 
 
-@pytest.mark.parametrize(("reply", "error"), [
-    ("<html>oops</html>", OutcomeUnknown),
-    ({"unexpected": True}, OutcomeUnknown),
-    ({"SMSMessageData": {"Message": "InvalidSenderId", "Recipients": []}}, SendRefused),
-    ({"SMSMessageData": {"Recipients": [{"statusCode": 101, "number": KE,
-                                         "messageId": "None"}]}}, OutcomeUnknown),
-])
-def test_africastalking_odd_replies_never_count_as_sent(reply: Any,
-                                                        error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        ("<html>oops</html>", OutcomeUnknown),
+        ({"unexpected": True}, OutcomeUnknown),
+        ({"SMSMessageData": {"Message": "InvalidSenderId", "Recipients": []}}, SendRefused),
+        (
+            {
+                "SMSMessageData": {
+                    "Recipients": [{"statusCode": 101, "number": KE, "messageId": "None"}]
+                }
+            },
+            OutcomeUnknown,
+        ),
+    ],
+)
+def test_africastalking_odd_replies_never_count_as_sent(reply: Any, error: type[Exception]) -> None:
     with pytest.raises(error):
         parse_send_reply(reply, KE)
 
 
 # -- Twilio --------------------------------------------------------------------------------
+
 
 def test_twilio_send_returns_the_sid_and_asks_for_status_callbacks(tw: FakeTwilio) -> None:
     accepted = Twilio(_settings(**tw.settings())).send(message_id=42, recipient=TZ, body="hi")
@@ -174,8 +192,10 @@ def test_twilio_5xx_is_an_unknown_outcome_settled_by_lookup(tw: FakeTwilio) -> N
     provider = Twilio(_settings(**tw.settings()))
     with pytest.raises(OutcomeUnknown):
         provider.send(message_id=1, recipient=TZ, body="x")
-    assert provider.lookup(message_id=1, recipient=TZ, body="x",
-                           since=utcnow() - timedelta(minutes=1)) is None
+    assert (
+        provider.lookup(message_id=1, recipient=TZ, body="x", since=utcnow() - timedelta(minutes=1))
+        is None
+    )
 
 
 def test_twilio_wrong_credentials_are_retried(tw: FakeTwilio) -> None:
@@ -209,6 +229,7 @@ def test_twilio_fetch_status_maps_onto_our_states(tw: FakeTwilio) -> None:
 
 # -- console, routing, settings ------------------------------------------------------------
 
+
 def test_console_logs_the_message_and_calls_it_sent(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("INFO", logger="paygo.sms"):
         accepted = Console().send(message_id=7, recipient=KE, body="hello")
@@ -216,24 +237,31 @@ def test_console_logs_the_message_and_calls_it_sent(caplog: pytest.LogCaptureFix
 
 
 def test_routes_pick_the_provider_by_the_longest_matching_prefix() -> None:
-    routes = Providers(Settings(sms_provider="console",
-                                sms_routes={"254": "africastalking", "2557": "twilio"}))
+    routes = Providers(
+        Settings(sms_provider="console", sms_routes={"254": "africastalking", "2557": "twilio"})
+    )
     assert routes.route(KE) == "africastalking"
     assert routes.route("+255754000002") == "twilio"
     assert routes.route("+255654000002") == "console"
     assert routes.route("+15005550006") == "console"
 
 
-@pytest.mark.parametrize(("environ", "missing"), [
-    ({"SMS_PROVIDER": "africastalking", "AT_USERNAME": "sandbox"}, "AT_API_KEY"),
-    ({"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1"}, "TWILIO_AUTH_TOKEN"),
-    ({"SMS_ROUTES": "255=twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"},
-     "TWILIO_FROM"),
-    ({"SMS_MAX_ATTEMPTS": "0"}, "SMS_MAX_ATTEMPTS"),
-    ({"SMS_RETRY_BASE_SECONDS": "-1"}, "SMS_RETRY_BASE_SECONDS"),
-])
-def test_misconfigured_sms_is_refused_at_start_naming_the_setting(environ: dict[str, str],
-                                                                   missing: str) -> None:
+@pytest.mark.parametrize(
+    ("environ", "missing"),
+    [
+        ({"SMS_PROVIDER": "africastalking", "AT_USERNAME": "sandbox"}, "AT_API_KEY"),
+        ({"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1"}, "TWILIO_AUTH_TOKEN"),
+        (
+            {"SMS_ROUTES": "255=twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"},
+            "TWILIO_FROM",
+        ),
+        ({"SMS_MAX_ATTEMPTS": "0"}, "SMS_MAX_ATTEMPTS"),
+        ({"SMS_RETRY_BASE_SECONDS": "-1"}, "SMS_RETRY_BASE_SECONDS"),
+    ],
+)
+def test_misconfigured_sms_is_refused_at_start_naming_the_setting(
+    environ: dict[str, str], missing: str
+) -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_settings(environ={"DATABASE_URL": "sqlite://", **environ})
     assert caught.value.setting == missing

@@ -35,12 +35,22 @@ def _gateway(app: Flask) -> Gateway:
     return gateway
 
 
-def _account(gateway: Gateway, *, credit_until: datetime, days_before: int = 2,
-             language: str = "en", timezone: str = "Africa/Nairobi",
-             status: str = AccountStatus.ACTIVE) -> Account:
+def _account(
+    gateway: Gateway,
+    *,
+    credit_until: datetime,
+    days_before: int = 2,
+    language: str = "en",
+    timezone: str = "Africa/Nairobi",
+    status: str = AccountStatus.ACTIVE,
+) -> Account:
     with gateway.db.transaction() as session:
-        account = make_account(session, gateway, language=language,
-                               plan=make_plan(session, reminder_days_before=days_before))
+        account = make_account(
+            session,
+            gateway,
+            language=language,
+            plan=make_plan(session, reminder_days_before=days_before),
+        )
         account.credit_until, account.status = credit_until, status
         customer = session.get(Customer, account.customer_id)
         assert customer is not None
@@ -51,9 +61,13 @@ def _account(gateway: Gateway, *, credit_until: datetime, days_before: int = 2,
 
 def _reminders(gateway: Gateway) -> list[OutboundMessage]:
     with gateway.db.session() as session:
-        return list(session.exec(select(OutboundMessage)
-                                 .where(OutboundMessage.kind == reminders.KIND)
-                                 .order_by(col(OutboundMessage.id))))
+        return list(
+            session.exec(
+                select(OutboundMessage)
+                .where(OutboundMessage.kind == reminders.KIND)
+                .order_by(col(OutboundMessage.id))
+            )
+        )
 
 
 def _local_noon(day_offset: int, base: datetime | None = None) -> datetime:
@@ -63,7 +77,8 @@ def _local_noon(day_offset: int, base: datetime | None = None) -> datetime:
 
 
 def test_expiry_reminder_goes_out_two_days_before_and_is_sent(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     gateway = _gateway(make_app(**AWAKE))
     account = _account(gateway, credit_until=utcnow() + timedelta(days=1, hours=12))
     assert len(reminders.write_due(gateway)) == 1
@@ -99,18 +114,29 @@ def test_expiry_reminder_is_written_once_per_expiry_date(make_app: Callable[...,
 
 
 def test_no_expiry_reminder_when_the_customer_paid_within_the_window(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     gateway = _gateway(make_app(**AWAKE))
     account = _account(gateway, credit_until=utcnow() + timedelta(days=1))
     with gateway.db.transaction() as session:
-        session.add(Payment(provider="mpesa", provider_txn_id="QX1", amount=5000,
-                            currency="KES", raw="{}", status=PaymentStatus.CREDITED,
-                            account_id=account.id, credited_at=utcnow() - timedelta(hours=1)))
+        session.add(
+            Payment(
+                provider="mpesa",
+                provider_txn_id="QX1",
+                amount=5000,
+                currency="KES",
+                raw="{}",
+                status=PaymentStatus.CREDITED,
+                account_id=account.id,
+                credited_at=utcnow() - timedelta(hours=1),
+            )
+        )
     assert reminders.write_due(gateway) == []
 
 
 def test_out_of_light_goes_out_on_days_one_three_and_seven_only(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     gateway = _gateway(make_app(**AWAKE))
     expired = _local_noon(-20)
     account = _account(gateway, credit_until=expired)
@@ -124,7 +150,8 @@ def test_out_of_light_goes_out_on_days_one_three_and_seven_only(
 
 
 def test_a_missed_day_one_is_caught_up_on_day_two_but_never_after_day_three(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     gateway = _gateway(make_app(**AWAKE))
     expired = _local_noon(-20)
     _account(gateway, credit_until=expired)
@@ -134,21 +161,23 @@ def test_a_missed_day_one_is_caught_up_on_day_two_but_never_after_day_three(
     assert reminders.write_due(gateway, now=expired + timedelta(days=30)) == []
 
 
-@pytest.mark.parametrize("status", [AccountStatus.PAID_OFF, AccountStatus.REPOSSESSED,
-                                    AccountStatus.PENDING_DEPOSIT])
-def test_accounts_not_active_get_no_reminders(make_app: Callable[..., Flask],
-                                              status: str) -> None:
+@pytest.mark.parametrize(
+    "status", [AccountStatus.PAID_OFF, AccountStatus.REPOSSESSED, AccountStatus.PENDING_DEPOSIT]
+)
+def test_accounts_not_active_get_no_reminders(make_app: Callable[..., Flask], status: str) -> None:
     gateway = _gateway(make_app(**AWAKE))
     _account(gateway, credit_until=utcnow() + timedelta(days=1), status=status)
     _account(gateway, credit_until=utcnow() - timedelta(days=1), status=status)
     assert reminders.write_due(gateway) == []
 
 
-@pytest.mark.parametrize(("language", "phrase"), [("en", "Pay to PayBill"),
-                                                  ("sw", "Lipa kwa PayBill"),
-                                                  ("fr", "Payez au PayBill")])
+@pytest.mark.parametrize(
+    ("language", "phrase"),
+    [("en", "Pay to PayBill"), ("sw", "Lipa kwa PayBill"), ("fr", "Payez au PayBill")],
+)
 def test_reminders_are_in_the_customers_language_within_one_sms(
-        make_app: Callable[..., Flask], language: str, phrase: str) -> None:
+    make_app: Callable[..., Flask], language: str, phrase: str
+) -> None:
     gateway = _gateway(make_app(**AWAKE, distributor_name="SunPower Solar Kenya Ltd"))
     _account(gateway, credit_until=utcnow() + timedelta(days=1), language=language)
     _account(gateway, credit_until=_local_noon(-1), language=language)
@@ -159,17 +188,20 @@ def test_reminders_are_in_the_customers_language_within_one_sms(
 
 
 def test_reminders_wait_for_the_morning_in_the_customers_timezone(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     gateway = _gateway(make_app(quiet_hours_start=20, quiet_hours_end=7))
     # Tomorrow 18:30 UTC: 21:30 in Nairobi (quiet), 19:30 in Kinshasa (not yet).
-    evening = (utcnow() + timedelta(days=1)).replace(hour=18, minute=30, second=0,
-                                                     microsecond=0)
+    evening = (utcnow() + timedelta(days=1)).replace(hour=18, minute=30, second=0, microsecond=0)
     nairobi = _account(gateway, credit_until=evening + timedelta(days=1))
-    kinshasa = _account(gateway, credit_until=evening + timedelta(days=1),
-                        timezone="Africa/Kinshasa")
+    kinshasa = _account(
+        gateway, credit_until=evening + timedelta(days=1), timezone="Africa/Kinshasa"
+    )
     with gateway.db.session() as session:
-        due = {r.account_id: r for r in reminders.due(session=session, now=evening,
-                                                       settings=gateway.settings)}
+        due = {
+            r.account_id: r
+            for r in reminders.due(session=session, now=evening, settings=gateway.settings)
+        }
     morning = (evening + timedelta(days=1)).replace(hour=4, minute=0)  # 07:00 in Nairobi
     assert due[nairobi.id or 0].not_before == morning
     assert due[kinshasa.id or 0].not_before == evening

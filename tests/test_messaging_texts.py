@@ -10,8 +10,11 @@ import pytest
 from paygo.messaging import quiet, sms, templates
 
 NAIROBI = zoneinfo.ZoneInfo("Africa/Nairobi")
-LONG_VALUES = {"distributor": "SunPower Solar Kenya", "paybill": "4123456",
-               "account": "123456789012"}
+LONG_VALUES = {
+    "distributor": "SunPower Solar Kenya",
+    "paybill": "4123456",
+    "account": "123456789012",
+}
 
 
 def test_plain_text_is_gsm7_and_fits_160_characters() -> None:
@@ -44,8 +47,9 @@ def test_truncate_cuts_to_the_allowed_parts_and_says_so() -> None:
 @pytest.mark.parametrize("lang", templates.LANGUAGES)
 def test_every_reminder_fits_one_gsm7_sms_with_long_values(kind: str, lang: str) -> None:
     for month in range(1, 13):
-        text = templates.render(kind, lang, date=templates.format_date(date(2026, month, 28),
-                                                                       lang), **LONG_VALUES)
+        text = templates.render(
+            kind, lang, date=templates.format_date(date(2026, month, 28), lang), **LONG_VALUES
+        )
         assert sms.encoding(text) == "gsm7", text
         assert sms.parts(text) == 1, text
         assert not text.endswith("..."), text
@@ -71,8 +75,9 @@ def test_a_text_too_long_for_the_allowed_parts_is_cut() -> None:
     assert sms.parts(templates.render("expiry", "en", max_parts=2, **values)) == 2
 
 
-@pytest.mark.parametrize(("hour", "quiet_now"), [(19, False), (20, True), (23, True),
-                                                 (0, True), (6, True), (7, False)])
+@pytest.mark.parametrize(
+    ("hour", "quiet_now"), [(19, False), (20, True), (23, True), (0, True), (6, True), (7, False)]
+)
 def test_quiet_hours_cross_midnight(hour: int, quiet_now: bool) -> None:
     assert quiet.is_quiet(hour, 20, 7) is quiet_now
 

@@ -30,9 +30,13 @@ from tests.fakes.twilio_api import FakeTwilio
 KE = "+254711000001"
 TZ = "+255754000002"
 ROOT = Path(__file__).resolve().parents[1]
-FAST: dict[str, Any] = {"sms_timeout_seconds": 0.5, "sms_retry_base_seconds": 0.2,
-                        "sms_retry_max_seconds": 1.0, "sms_reconcile_after_seconds": 1.0,
-                        "sms_sweep_interval_seconds": 1.0}
+FAST: dict[str, Any] = {
+    "sms_timeout_seconds": 0.5,
+    "sms_retry_base_seconds": 0.2,
+    "sms_retry_max_seconds": 1.0,
+    "sms_reconcile_after_seconds": 1.0,
+    "sms_sweep_interval_seconds": 1.0,
+}
 
 
 @pytest.fixture
@@ -48,8 +52,9 @@ def tw() -> Iterator[FakeTwilio]:
 
 
 @pytest.fixture
-def rq_app(make_app: Callable[..., Flask], redis_url: str,
-           redis_client: redis.Redis) -> Callable[..., Flask]:
+def rq_app(
+    make_app: Callable[..., Flask], redis_url: str, redis_client: redis.Redis
+) -> Callable[..., Flask]:
     """Build apps with jobs on this run's Redis database."""
     return lambda **settings: make_app(redis_url=redis_url, **settings)
 
@@ -71,12 +76,14 @@ def _messages(gateway: Gateway) -> list[OutboundMessage]:
 
 
 def _work(app: Flask, *, scheduler: bool = False, periodic: bool = False) -> None:
-    make_worker(app, periodic=periodic).work(burst=True, with_scheduler=scheduler,
-                                             logging_level="WARNING")
+    make_worker(app, periodic=periodic).work(
+        burst=True, with_scheduler=scheduler, logging_level="WARNING"
+    )
 
 
 def test_each_committed_message_becomes_one_job_and_a_repeat_is_harmless(
-        rq_app: Callable[..., Flask], at: FakeAfricasTalking) -> None:
+    rq_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     app = rq_app(**at.settings(), **FAST)
     gateway = _gateway(app)
     (message_id,) = _queue(gateway, "token 123")
@@ -93,7 +100,8 @@ def test_each_committed_message_becomes_one_job_and_a_repeat_is_harmless(
 
 
 def test_a_transient_failure_is_retried_at_its_backoff_time(
-        rq_app: Callable[..., Flask], at: FakeAfricasTalking) -> None:
+    rq_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     app = rq_app(**at.settings(), **FAST)
     gateway = _gateway(app)
     at.script(["down"])
@@ -110,9 +118,9 @@ def test_a_transient_failure_is_retried_at_its_backoff_time(
     assert _messages(gateway)[0].attempts == 2
 
 
-def test_redis_losing_its_queue_loses_no_message(rq_app: Callable[..., Flask],
-                                                 at: FakeAfricasTalking,
-                                                 redis_client: redis.Redis) -> None:
+def test_redis_losing_its_queue_loses_no_message(
+    rq_app: Callable[..., Flask], at: FakeAfricasTalking, redis_client: redis.Redis
+) -> None:
     app = rq_app(**at.settings(), **FAST)
     gateway = _gateway(app)
     bodies = [f"message {i}" for i in range(5)]
@@ -127,7 +135,8 @@ def test_redis_losing_its_queue_loses_no_message(rq_app: Callable[..., Flask],
 
 
 def test_the_worker_schedules_the_sweep_reminders_and_reconciliation(
-        rq_app: Callable[..., Flask], at: FakeAfricasTalking) -> None:
+    rq_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     app = rq_app(**at.settings(), **FAST)
     gateway = _gateway(app)
     with gateway.db.transaction() as session:  # written without a job (as if Redis was down)
@@ -136,23 +145,44 @@ def test_the_worker_schedules_the_sweep_reminders_and_reconciliation(
     assert at.bodies_to(KE) == ["found by the sweep"]
     assert gateway.redis is not None
     history = {key.decode() for key in gateway.redis.keys("rq:cron_job:*:jobs")}
-    assert history == {"rq:cron_job:messages-sweep:jobs", "rq:cron_job:messages-reminders:jobs",
-                       "rq:cron_job:payments-sweep:jobs"}
+    assert history == {
+        "rq:cron_job:messages-sweep:jobs",
+        "rq:cron_job:messages-reminders:jobs",
+        "rq:cron_job:payments-sweep:jobs",
+    }
 
 
 # -- a real `paygo worker` process ---------------------------------------------------------
 
+
 def _env(app: Flask, redis_url: str) -> dict[str, str]:
     settings = app.extensions["paygo"].settings
-    env = {**os.environ, "PAYGO_ENV": "test", "DATABASE_URL": settings.database_url,
-           "REDIS_URL": redis_url, "PAYGO_INSTANCE_PATH": settings.instance_path,
-           "SECRET_KEY": TEST_SETTINGS["secret_key"],
-           "PAYGO_MASTER_KEY": TEST_SETTINGS["master_key"],
-           "PUBLIC_BASE_URL": settings.public_base_url, "LOG_LEVEL": "WARNING"}
-    names = ("sms_provider", "at_username", "at_api_key", "at_api_base_url",
-             "twilio_account_sid", "twilio_auth_token", "twilio_from", "twilio_api_base_url",
-             "sms_timeout_seconds", "sms_retry_base_seconds", "sms_retry_max_seconds",
-             "sms_reconcile_after_seconds", "sms_sweep_interval_seconds")
+    env = {
+        **os.environ,
+        "PAYGO_ENV": "test",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": redis_url,
+        "PAYGO_INSTANCE_PATH": settings.instance_path,
+        "SECRET_KEY": TEST_SETTINGS["secret_key"],
+        "PAYGO_MASTER_KEY": TEST_SETTINGS["master_key"],
+        "PUBLIC_BASE_URL": settings.public_base_url,
+        "LOG_LEVEL": "WARNING",
+    }
+    names = (
+        "sms_provider",
+        "at_username",
+        "at_api_key",
+        "at_api_base_url",
+        "twilio_account_sid",
+        "twilio_auth_token",
+        "twilio_from",
+        "twilio_api_base_url",
+        "sms_timeout_seconds",
+        "sms_retry_base_seconds",
+        "sms_retry_max_seconds",
+        "sms_reconcile_after_seconds",
+        "sms_sweep_interval_seconds",
+    )
     for name in names:
         value = getattr(settings, name)
         if value is not None:
@@ -161,10 +191,14 @@ def _env(app: Flask, redis_url: str) -> dict[str, str]:
 
 
 def _start_worker(app: Flask, redis_url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", "from paygo.cli import main; main()",
-                             "worker"], cwd=ROOT, env=_env(app, redis_url),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from paygo.cli import main; main()", "worker"],
+        cwd=ROOT,
+        env=_env(app, redis_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _descendants(pid: int) -> list[int]:
@@ -216,7 +250,8 @@ def _wait(check: Callable[[], bool], seconds: float = 30) -> None:
 
 @pytest.mark.slow
 def test_provider_down_for_a_while_with_a_running_worker_delivers_each_once(
-        rq_app: Callable[..., Flask], at: FakeAfricasTalking, redis_url: str) -> None:
+    rq_app: Callable[..., Flask], at: FakeAfricasTalking, redis_url: str
+) -> None:
     app = rq_app(**at.settings(), **FAST)
     gateway = _gateway(app)
     worker = _start_worker(app, redis_url)
@@ -233,7 +268,8 @@ def test_provider_down_for_a_while_with_a_running_worker_delivers_each_once(
 
 @pytest.mark.slow
 def test_worker_killed_after_africastalking_accepted_is_settled_by_the_report(
-        rq_app: Callable[..., Flask], at: FakeAfricasTalking, redis_url: str) -> None:
+    rq_app: Callable[..., Flask], at: FakeAfricasTalking, redis_url: str
+) -> None:
     app = rq_app(**at.settings(), **FAST)
     gateway = _gateway(app)
     worker = _start_worker(app, redis_url)
@@ -245,8 +281,9 @@ def test_worker_killed_after_africastalking_accepted_is_settled_by_the_report(
         _kill_tree(worker)  # AT has the message; we never recorded its answer
     at.release.set()
     assert _messages(gateway)[0].status == MessageStatus.SENDING
-    response = app.test_client().post("/sms/africastalking/delivery",
-                                      data=at.delivery_report(at.accepted[0]))
+    response = app.test_client().post(
+        "/sms/africastalking/delivery", data=at.delivery_report(at.accepted[0])
+    )
     assert response.json["state"] == "delivered"
     time.sleep(2.6)  # past the lease: a sweep would resend what was not reconciled
     jobs.sweep(gateway)
@@ -258,7 +295,8 @@ def test_worker_killed_after_africastalking_accepted_is_settled_by_the_report(
 
 @pytest.mark.slow
 def test_worker_killed_after_twilio_accepted_is_found_by_lookup_not_resent(
-        rq_app: Callable[..., Flask], tw: FakeTwilio, redis_url: str) -> None:
+    rq_app: Callable[..., Flask], tw: FakeTwilio, redis_url: str
+) -> None:
     app = rq_app(**tw.settings(), **FAST)
     gateway = _gateway(app)
     worker = _start_worker(app, redis_url)
@@ -284,7 +322,8 @@ def test_worker_command_refuses_to_run_without_redis(app: Flask) -> None:
 
 
 def test_a_job_for_a_message_gone_or_already_sent_does_nothing(
-        rq_app: Callable[..., Flask], at: FakeAfricasTalking) -> None:
+    rq_app: Callable[..., Flask], at: FakeAfricasTalking
+) -> None:
     app = rq_app(**at.settings(), **FAST)
     gateway = _gateway(app)
     assert gateway.jobs.queue is not None

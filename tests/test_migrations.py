@@ -46,9 +46,14 @@ def _differences(url: str) -> list[Any]:
     database = Database(url)
     try:
         with database.engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={
-                "target_metadata": SQLModel.metadata, "compare_type": True,
-                "render_as_batch": conn.dialect.name == "sqlite"})
+            context = MigrationContext.configure(
+                conn,
+                opts={
+                    "target_metadata": SQLModel.metadata,
+                    "compare_type": True,
+                    "render_as_batch": conn.dialect.name == "sqlite",
+                },
+            )
             return list(compare_metadata(context, SQLModel.metadata))
     finally:
         database.dispose()
@@ -83,8 +88,11 @@ def test_the_parity_check_notices_a_schema_that_drifted(fresh_url: str) -> None:
         conn.execute(text("ALTER TABLE customers ADD COLUMN nickname VARCHAR(20)"))
         if conn.dialect.name == "postgresql":
             # Our UTCDateTime must be stored WITH time zone; a plain TIMESTAMP is a drift.
-            conn.execute(text("ALTER TABLE payments ALTER COLUMN received_at "
-                              "TYPE TIMESTAMP WITHOUT TIME ZONE"))
+            conn.execute(
+                text(
+                    "ALTER TABLE payments ALTER COLUMN received_at TYPE TIMESTAMP WITHOUT TIME ZONE"
+                )
+            )
     database.dispose()
     found = {(d[0], _name(d)) for d in _flatten(_differences(fresh_url))}
     assert ("add_index", "ix_devices_status") in found
@@ -116,8 +124,7 @@ def test_the_migrations_form_one_line_with_one_head() -> None:
     assert len(script.get_bases()) == 1
 
 
-def test_downgrade_to_base_removes_every_table_and_upgrade_restores_them(
-        fresh_url: str) -> None:
+def test_downgrade_to_base_removes_every_table_and_upgrade_restores_them(fresh_url: str) -> None:
     config = alembic_config(fresh_url)
     command.upgrade(config, "head")
     command.downgrade(config, "base")
@@ -127,9 +134,9 @@ def test_downgrade_to_base_removes_every_table_and_upgrade_restores_them(
 
 
 def test_paygo_db_upgrade_migrates_a_fresh_database_and_is_harmless_twice(
-        fresh_url: str, tmp_path: Path) -> None:
-    app = create_app({**TEST_SETTINGS, "database_url": fresh_url,
-                      "instance_path": str(tmp_path)})
+    fresh_url: str, tmp_path: Path
+) -> None:
+    app = create_app({**TEST_SETTINGS, "database_url": fresh_url, "instance_path": str(tmp_path)})
     runner = app.test_cli_runner()
     head = ScriptDirectory.from_config(alembic_config(fresh_url)).get_current_head()
     first = runner.invoke(args=["db", "upgrade"])
@@ -142,16 +149,19 @@ def test_paygo_db_upgrade_migrates_a_fresh_database_and_is_harmless_twice(
     app.extensions["paygo"].db.dispose()
 
 
-def test_upgrading_a_database_with_customers_stores_each_number_s_digest(
-        fresh_url: str) -> None:
+def test_upgrading_a_database_with_customers_stores_each_number_s_digest(fresh_url: str) -> None:
     config = alembic_config(fresh_url)
     command.upgrade(config, "fe83975841ca")  # before customers had a digest
     database = Database(fresh_url)
     try:
         with database.engine.begin() as conn:
-            conn.execute(text("INSERT INTO customers (name, phone, language, timezone, "
-                              "created_at) VALUES ('A', '+254711000001', 'en', "
-                              "'Africa/Nairobi', CURRENT_TIMESTAMP)"))
+            conn.execute(
+                text(
+                    "INSERT INTO customers (name, phone, language, timezone, "
+                    "created_at) VALUES ('A', '+254711000001', 'en', "
+                    "'Africa/Nairobi', CURRENT_TIMESTAMP)"
+                )
+            )
         command.upgrade(config, "head")
         with database.engine.connect() as conn:
             stored = conn.execute(text("SELECT phone_digest FROM customers")).scalar_one()

@@ -17,27 +17,47 @@ from paygo.phones import country_code, msisdn_digest, normalise, region, try_nor
 # --- money -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("amount", "currency", "minor"), [
-    ("150", "KES", 15000),
-    ("1.00", "KES", 100),
-    ("1,000.50", "KES", 100050),
-    ("12,345,678", "KES", 1234567800),
-    ("0.5", "KES", 50),
-    (".5", "KES", 50),
-    ("  42 ", "kes", 4200),
-    ("1500", "UGX", 1500),
-    ("1500.000", "UGX", 1500),
-    (150, "KES", 15000),
-    (Decimal("2.25"), "USD", 225),
-    ("-5", "KES", -500),
-])
-def test_major_units_as_typed_become_integer_minor_units(amount: str | int | Decimal,
-                                                         currency: str, minor: int) -> None:
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [
+        ("150", "KES", 15000),
+        ("1.00", "KES", 100),
+        ("1,000.50", "KES", 100050),
+        ("12,345,678", "KES", 1234567800),
+        ("0.5", "KES", 50),
+        (".5", "KES", 50),
+        ("  42 ", "kes", 4200),
+        ("1500", "UGX", 1500),
+        ("1500.000", "UGX", 1500),
+        (150, "KES", 15000),
+        (Decimal("2.25"), "USD", 225),
+        ("-5", "KES", -500),
+    ],
+)
+def test_major_units_as_typed_become_integer_minor_units(
+    amount: str | int | Decimal, currency: str, minor: int
+) -> None:
     assert to_minor(amount, currency) == minor
 
 
-@pytest.mark.parametrize("amount", ["", "abc", "1e3", "NaN", "Infinity", "1,0,0", "1.2.3",
-                                    "12,34", "1 000", "0x10", "١٢e", "--5", True])
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "",
+        "abc",
+        "1e3",
+        "NaN",
+        "Infinity",
+        "1,0,0",
+        "1.2.3",
+        "12,34",
+        "1 000",
+        "0x10",
+        "١٢e",
+        "--5",
+        True,
+    ],
+)
 def test_anything_but_plain_decimal_notation_is_not_an_amount(amount: object) -> None:
     with pytest.raises(InvalidInput, match="not an amount"):
         to_minor(amount, "KES")  # type: ignore[arg-type]
@@ -62,21 +82,23 @@ def test_an_unknown_currency_is_refused_by_name() -> None:
         exponent("")
 
 
-@pytest.mark.parametrize(("minor", "currency", "text"), [
-    (150000, "KES", "KES 1,500"),
-    (1250, "KES", "KES 12.50"),
-    (5, "KES", "KES 0.05"),
-    (0, "KES", "KES 0"),
-    (1500000, "UGX", "UGX 1,500,000"),
-    (-1250, "KES", "KES -12.50"),
-])
+@pytest.mark.parametrize(
+    ("minor", "currency", "text"),
+    [
+        (150000, "KES", "KES 1,500"),
+        (1250, "KES", "KES 12.50"),
+        (5, "KES", "KES 0.05"),
+        (0, "KES", "KES 0"),
+        (1500000, "UGX", "UGX 1,500,000"),
+        (-1250, "KES", "KES -12.50"),
+    ],
+)
 def test_minor_units_render_for_people(minor: int, currency: str, text: str) -> None:
     assert format_minor(minor, currency) == text
 
 
 @given(st.integers(min_value=0, max_value=10**12), st.sampled_from(sorted(EXPONENTS)))
-def test_a_rendered_amount_parses_back_to_the_same_minor_units(minor: int,
-                                                               currency: str) -> None:
+def test_a_rendered_amount_parses_back_to_the_same_minor_units(minor: int, currency: str) -> None:
     shown = format_minor(minor, currency).split(" ", 1)[1]
     assert to_minor(shown, currency) == minor
 
@@ -84,16 +106,19 @@ def test_a_rendered_amount_parses_back_to_the_same_minor_units(minor: int,
 # --- phones ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("raw", "country", "e164"), [
-    ("+254711000001", "KE", "+254711000001"),
-    ("0711000001", "KE", "+254711000001"),
-    ("0711 000 001", "KE", "+254711000001"),
-    ("711000001", "KE", "+254711000001"),
-    ("254711000001", "KE", "+254711000001"),     # providers drop the plus
-    ("255712345678", "KE", "+255712345678"),     # another country, no plus
-    ("08031234567", "NG", "+2348031234567"),     # 11 digits with the trunk 0
-    ("+256 772 123456", "KE", "+256772123456"),
-])
+@pytest.mark.parametrize(
+    ("raw", "country", "e164"),
+    [
+        ("+254711000001", "KE", "+254711000001"),
+        ("0711000001", "KE", "+254711000001"),
+        ("0711 000 001", "KE", "+254711000001"),
+        ("711000001", "KE", "+254711000001"),
+        ("254711000001", "KE", "+254711000001"),  # providers drop the plus
+        ("255712345678", "KE", "+255712345678"),  # another country, no plus
+        ("08031234567", "NG", "+2348031234567"),  # 11 digits with the trunk 0
+        ("+256 772 123456", "KE", "+256772123456"),
+    ],
+)
 def test_phones_are_normalised_to_e164(raw: str, country: str, e164: str) -> None:
     assert normalise(raw, country) == e164
 
@@ -148,7 +173,7 @@ def test_every_single_digit_typo_is_caught(sequence: int) -> None:
     number = accountnumbers.from_sequence(sequence)
     for i, original in enumerate(number):
         for digit in "0123456789".replace(original, ""):
-            assert not accountnumbers.is_valid(number[:i] + digit + number[i + 1:])
+            assert not accountnumbers.is_valid(number[:i] + digit + number[i + 1 :])
 
 
 @given(st.integers(min_value=1, max_value=8_999_999))
@@ -156,15 +181,16 @@ def test_every_adjacent_swap_is_caught(sequence: int) -> None:
     number = accountnumbers.from_sequence(sequence)
     for i in range(len(number) - 1):
         if number[i] != number[i + 1]:
-            swapped = number[:i] + number[i + 1] + number[i] + number[i + 2:]
+            swapped = number[:i] + number[i + 1] + number[i] + number[i + 2 :]
             assert not accountnumbers.is_valid(swapped)
 
 
 @given(st.integers(min_value=1, max_value=8_999_999), st.integers(min_value=0, max_value=7))
-def test_corrections_of_a_one_digit_typo_include_the_intended_number(sequence: int,
-                                                                      position: int) -> None:
+def test_corrections_of_a_one_digit_typo_include_the_intended_number(
+    sequence: int, position: int
+) -> None:
     number = accountnumbers.from_sequence(sequence)
-    typo = number[:position] + str((int(number[position]) + 1) % 10) + number[position + 1:]
+    typo = number[:position] + str((int(number[position]) + 1) % 10) + number[position + 1 :]
     fixes = list(accountnumbers.corrections(typo))
     assert number in fixes
     assert all(accountnumbers.is_valid(f) for f in fixes)

@@ -25,14 +25,23 @@ Path_ = tuple[str | int, ...]
 
 
 def daraja(status: int, body: Any) -> bool:
-    return isinstance(body, dict) and set(body) == {"ResultCode", "ResultDesc"} and (
-        body["ResultCode"] == 0 if status == 200 else body["ResultCode"] == 1)
+    return (
+        isinstance(body, dict)
+        and set(body) == {"ResultCode", "ResultDesc"}
+        and (body["ResultCode"] == 0 if status == 200 else body["ResultCode"] == 1)
+    )
 
 
 def daraja_validation(status: int, body: Any) -> bool:
-    return isinstance(body, dict) and set(body) == {"ResultCode", "ResultDesc"} and (
-        body["ResultCode"] in ("0", "C2B00012") if status == 200
-        else body["ResultCode"] == "C2B00016")
+    return (
+        isinstance(body, dict)
+        and set(body) == {"ResultCode", "ResultDesc"}
+        and (
+            body["ResultCode"] in ("0", "C2B00012")
+            if status == 200
+            else body["ResultCode"] == "C2B00016"
+        )
+    )
 
 
 def momo(status: int, body: Any) -> bool:
@@ -43,8 +52,12 @@ def momo(status: int, body: Any) -> bool:
 
 def airtel(status: int, body: Any) -> bool:
     inner = body.get("status") if isinstance(body, dict) else None
-    return isinstance(inner, dict) and inner.get("success") is (status == 200) and \
-        bool(inner.get("code") == str(status)) and {"message", "result_code"} <= set(inner)
+    return (
+        isinstance(inner, dict)
+        and inner.get("success") is (status == 200)
+        and bool(inner.get("code") == str(status))
+        and {"message", "result_code"} <= set(inner)
+    )
 
 
 def africastalking(status: int, body: Any) -> bool:
@@ -56,12 +69,12 @@ def africastalking(status: int, body: Any) -> bool:
 @dataclass(frozen=True)
 class Endpoint:
     name: str
-    path: str                  # /payments/<path>, with the test token
+    path: str  # /payments/<path>, with the test token
     sample: str
-    setting: str               # the Settings field of its path token
-    shape: Shape               # whether a reply is in the provider's format
-    ids: tuple[Path_, ...]     # where the provider's ids are (made fresh for each request)
-    stores: bool = True        # False: validation, which stores nothing
+    setting: str  # the Settings field of its path token
+    shape: Shape  # whether a reply is in the provider's format
+    ids: tuple[Path_, ...]  # where the provider's ids are (made fresh for each request)
+    stores: bool = True  # False: validation, which stores nothing
     method: str = "POST"
 
     def url(self, token: str | None = None) -> str:
@@ -81,18 +94,56 @@ class Endpoint:
 
 STK_ITEMS: Path_ = ("Body", "stkCallback", "CallbackMetadata", "Item")
 ENDPOINTS = [
-    Endpoint("mpesa-confirmation", "mpesa/confirmation", "mpesa_c2b_confirmation.json",
-             "mpesa_callback_token", daraja, (("TransID",),)),
-    Endpoint("mpesa-validation", "mpesa/validation", "mpesa_c2b_validation.json",
-             "mpesa_callback_token", daraja_validation, (("TransID",),), stores=False),
-    Endpoint("mpesa-stk", "mpesa/stk", "mpesa_stk_callback_ok.json", "mpesa_callback_token",
-             daraja, (("Body", "stkCallback", "CheckoutRequestID"), (*STK_ITEMS, 1, "Value"))),
-    Endpoint("mtn-momo", "mtn-momo", "mtn_momo_callback.json", "mtn_momo_callback_token",
-             momo, (("financialTransactionId",), ("externalId",)), method="PUT"),
-    Endpoint("airtel", "airtel", "airtel_callback.json", "airtel_callback_token", airtel,
-             (("transaction", "airtel_money_id"), ("transaction", "id"))),
-    Endpoint("africastalking", "africastalking", "at_payment_notification.json",
-             "at_payments_callback_token", africastalking, (("transactionId",),)),
+    Endpoint(
+        "mpesa-confirmation",
+        "mpesa/confirmation",
+        "mpesa_c2b_confirmation.json",
+        "mpesa_callback_token",
+        daraja,
+        (("TransID",),),
+    ),
+    Endpoint(
+        "mpesa-validation",
+        "mpesa/validation",
+        "mpesa_c2b_validation.json",
+        "mpesa_callback_token",
+        daraja_validation,
+        (("TransID",),),
+        stores=False,
+    ),
+    Endpoint(
+        "mpesa-stk",
+        "mpesa/stk",
+        "mpesa_stk_callback_ok.json",
+        "mpesa_callback_token",
+        daraja,
+        (("Body", "stkCallback", "CheckoutRequestID"), (*STK_ITEMS, 1, "Value")),
+    ),
+    Endpoint(
+        "mtn-momo",
+        "mtn-momo",
+        "mtn_momo_callback.json",
+        "mtn_momo_callback_token",
+        momo,
+        (("financialTransactionId",), ("externalId",)),
+        method="PUT",
+    ),
+    Endpoint(
+        "airtel",
+        "airtel",
+        "airtel_callback.json",
+        "airtel_callback_token",
+        airtel,
+        (("transaction", "airtel_money_id"), ("transaction", "id")),
+    ),
+    Endpoint(
+        "africastalking",
+        "africastalking",
+        "at_payment_notification.json",
+        "at_payments_callback_token",
+        africastalking,
+        (("transactionId",),),
+    ),
 ]
 PAYMENT_ENDPOINTS = [e for e in ENDPOINTS if e.stores]
 #: What a careless or hostile sender puts in a field instead of what belongs there.
@@ -112,19 +163,29 @@ def put(data: Any, path: Path_, value: Any) -> None:
 
 def paths(data: Any, prefix: Path_ = ()) -> Iterator[Path_]:
     """Every field of a JSON body, containers included."""
-    items = data.items() if isinstance(data, dict) else \
-        enumerate(data) if isinstance(data, list) else ()
+    items = (
+        data.items()
+        if isinstance(data, dict)
+        else enumerate(data)
+        if isinstance(data, list)
+        else ()
+    )
     for key, value in items:
         yield (*prefix, key)
         yield from paths(value, (*prefix, key))
 
 
-def send(client: FlaskClient, endpoint: Endpoint, body: Any = None, *, data: bytes | None = None,
-         token: str | None = None) -> tuple[int, Any]:
+def send(
+    client: FlaskClient,
+    endpoint: Endpoint,
+    body: Any = None,
+    *,
+    data: bytes | None = None,
+    token: str | None = None,
+) -> tuple[int, Any]:
     url = endpoint.url(token)
     if data is not None:
-        reply = client.open(url, method=endpoint.method, data=data,
-                            content_type="application/json")
+        reply = client.open(url, method=endpoint.method, data=data, content_type="application/json")
     else:
         reply = client.open(url, method=endpoint.method, json=body)
     parsed = reply.get_json(silent=True) if reply.data else None
@@ -150,7 +211,8 @@ def payment_endpoint(request: pytest.FixtureRequest) -> Endpoint:
 
 
 def test_wrong_path_token_gets_403_and_only_an_audit_line(
-        client: FlaskClient, session: Session, endpoint: Endpoint, shared_dir: Path) -> None:
+    client: FlaskClient, session: Session, endpoint: Endpoint, shared_dir: Path
+) -> None:
     near = TEST_SETTINGS[endpoint.setting][:-1] + "4"  # wrong in its last character only
     for token in ("guessed", near):
         status, body = send(client, endpoint, endpoint.body(shared_dir, 1), token=token)
@@ -160,8 +222,8 @@ def test_wrong_path_token_gets_403_and_only_an_audit_line(
 
 
 def test_unconfigured_provider_answers_404_in_its_format(
-        make_app: Callable[..., Flask], session: Session, endpoint: Endpoint,
-        shared_dir: Path) -> None:
+    make_app: Callable[..., Flask], session: Session, endpoint: Endpoint, shared_dir: Path
+) -> None:
     client = make_app(**{endpoint.setting: None}).test_client()
     status, body = send(client, endpoint, endpoint.body(shared_dir, 1))
     assert status == 404 and endpoint.shape(status, body)
@@ -169,18 +231,27 @@ def test_unconfigured_provider_answers_404_in_its_format(
 
 
 def test_huge_body_gets_413_in_the_providers_format(
-        client: FlaskClient, session: Session, endpoint: Endpoint) -> None:
+    client: FlaskClient, session: Session, endpoint: Endpoint
+) -> None:
     status, body = send(client, endpoint, data=b'{"x": "' + b"9" * 300_000 + b'"}')
     assert status == 413 and endpoint.shape(status, body)
     assert ledger(session)["payments"] == 0
 
 
-UNREADABLE = [b"", b"not json", b"[]", b'"text"', b"\xff\xfe", b"{" * 100_000,
-              b"[" * 100 + b"]" * 100]
+UNREADABLE = [
+    b"",
+    b"not json",
+    b"[]",
+    b'"text"',
+    b"\xff\xfe",
+    b"{" * 100_000,
+    b"[" * 100 + b"]" * 100,
+]
 
 
 def test_unreadable_body_gets_400_and_is_kept_for_an_operator(
-        client: FlaskClient, session: Session, endpoint: Endpoint) -> None:
+    client: FlaskClient, session: Session, endpoint: Endpoint
+) -> None:
     for raw in UNREADABLE:
         status, body = send(client, endpoint, data=raw)
         assert status == 400 and endpoint.shape(status, body), raw[:20]
@@ -191,8 +262,8 @@ def test_unreadable_body_gets_400_and_is_kept_for_an_operator(
 
 
 def test_replayed_callback_is_acknowledged_alike_and_stored_once(
-        client: FlaskClient, session: Session, payment_endpoint: Endpoint,
-        shared_dir: Path) -> None:
+    client: FlaskClient, session: Session, payment_endpoint: Endpoint, shared_dir: Path
+) -> None:
     body = payment_endpoint.body(shared_dir, 7)
     replies = [send(client, payment_endpoint, body) for _ in range(3)]
     assert replies[0][0] == 200 and replies == [replies[0]] * 3
@@ -200,7 +271,8 @@ def test_replayed_callback_is_acknowledged_alike_and_stored_once(
 
 
 def test_no_field_of_any_type_gets_a_500_or_loses_the_callback(
-        client: FlaskClient, session: Session, endpoint: Endpoint, shared_dir: Path) -> None:
+    client: FlaskClient, session: Session, endpoint: Endpoint, shared_dir: Path
+) -> None:
     template = endpoint.body(shared_dir, 0)
     for path, value in itertools.product(list(paths(template)), BAD_VALUES):
         body = endpoint.body(shared_dir, next(_serials))
@@ -215,15 +287,27 @@ def test_no_field_of_any_type_gets_a_500_or_loses_the_callback(
             assert grown == (0, 1), case
         elif not endpoint.stores:
             assert grown == (0, 0), case
-        elif not any(path[:len(i)] == i for i in endpoint.ids):
+        elif not any(path[: len(i)] == i for i in endpoint.ids):
             assert sum(grown) == 1, case  # a payment, or an audited notice of no payment
 
 
 def test_descriptive_fields_of_the_wrong_type_do_not_cost_the_payment(
-        client: FlaskClient, session: Session, shared_dir: Path) -> None:
+    client: FlaskClient, session: Session, shared_dir: Path
+) -> None:
     mpesa, momo = ENDPOINTS[0], next(e for e in ENDPOINTS if e.name == "mtn-momo")
-    assert send(client, mpesa, {**mpesa.body(shared_dir, 2), "FirstName": ["W"],
-                                "MSISDN": {"n": 1}, "TransTime": 20261120})[0] == 200
+    assert (
+        send(
+            client,
+            mpesa,
+            {
+                **mpesa.body(shared_dir, 2),
+                "FirstName": ["W"],
+                "MSISDN": {"n": 1},
+                "TransTime": 20261120,
+            },
+        )[0]
+        == 200
+    )
     assert send(client, momo, {**momo.body(shared_dir, 3), "payer": "256772000003"})[0] == 200
     first, second = session.exec(select(Payment).order_by(col(Payment.id))).all()
     assert (first.amount, first.payer_name, first.payer) == (15000, None, None)
@@ -233,7 +317,8 @@ def test_descriptive_fields_of_the_wrong_type_do_not_cost_the_payment(
 
 
 def test_database_away_gets_503_in_the_providers_format_for_a_retry(
-        make_app: Callable[..., Flask], payment_endpoint: Endpoint, shared_dir: Path) -> None:
+    make_app: Callable[..., Flask], payment_endpoint: Endpoint, shared_dir: Path
+) -> None:
     away = make_app(database_url="postgresql://nobody@127.0.0.1:9/none").test_client()
     body = payment_endpoint.body(shared_dir, 1)
     status, reply = send(away, payment_endpoint, body)

@@ -44,8 +44,9 @@ def open_account(session: Session, gateway: Gateway) -> Account:
     return account
 
 
-def test_twenty_simultaneous_copies_credit_once(app: Flask, session: Session,
-                                                gateway: Gateway, shared_dir: Path) -> None:
+def test_twenty_simultaneous_copies_credit_once(
+    app: Flask, session: Session, gateway: Gateway, shared_dir: Path
+) -> None:
     account = open_account(session, gateway)
     body = MpesaPaybill(app.test_client(), shared_dir).body(account.number, receipt="SAME000001")
 
@@ -55,18 +56,21 @@ def test_twenty_simultaneous_copies_credit_once(app: Flask, session: Session,
     assert all_at_once(post) == [ACCEPTED] * COPIES
     [payment] = payments(session)
     assert payment.status == PaymentStatus.CREDITED
-    assert ledger(session) | {"audit": 0} == {"payments": 1, "tokens": 1, "messages": 1,
-                                              "audit": 0}
+    assert ledger(session) | {"audit": 0} == {"payments": 1, "tokens": 1, "messages": 1, "audit": 0}
 
 
 def test_simultaneous_payments_to_one_box_each_get_their_own_count(
-        app: Flask, session: Session, gateway: Gateway, shared_dir: Path) -> None:
+    app: Flask, session: Session, gateway: Gateway, shared_dir: Path
+) -> None:
     account = open_account(session, gateway)
     payers = COPIES
 
     def post(i: int) -> Any:
-        return MpesaPaybill(app.test_client(), shared_dir).pay(
-            account.number, receipt=f"DIFF{i:06d}").get_json()
+        return (
+            MpesaPaybill(app.test_client(), shared_dir)
+            .pay(account.number, receipt=f"DIFF{i:06d}")
+            .get_json()
+        )
 
     assert all_at_once(post, payers) == [ACCEPTED] * payers
     counts = session.exec(select(Token.count).where(Token.device_id == account.device_id)).all()
@@ -77,11 +81,13 @@ def test_simultaneous_payments_to_one_box_each_get_their_own_count(
 
 
 def test_copies_through_rq_are_acknowledged_then_credited_once_by_the_worker(
-        redis_app: Flask, session: Session, shared_dir: Path) -> None:
+    redis_app: Flask, session: Session, shared_dir: Path
+) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     account = open_account(session, gateway)
-    body = MpesaPaybill(redis_app.test_client(), shared_dir).body(account.number,
-                                                                  receipt="RQ00000001")
+    body = MpesaPaybill(redis_app.test_client(), shared_dir).body(
+        account.number, receipt="RQ00000001"
+    )
 
     def post(_: int) -> Any:
         return MpesaPaybill(redis_app.test_client(), shared_dir).confirm(body).get_json()

@@ -53,26 +53,49 @@ print(reply.status_code)
 RUN_WORKER = "from paygo.cli import main; main()"
 
 
-def run_child(gateway: Gateway, tmp_path: Path, fault: str, script: str,
-              *args: str) -> subprocess.CompletedProcess[str]:
+def run_child(
+    gateway: Gateway, tmp_path: Path, fault: str, script: str, *args: str
+) -> subprocess.CompletedProcess[str]:
     """Run `script` in a fresh interpreter on this test's database, dying at `fault`."""
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     if gateway.settings.redis_url:
         env["REDIS_URL"] = gateway.settings.redis_url
-    env.update(DATABASE_URL=gateway.settings.database_url, PAYGO_ENV="test",
-               PAYGO_MASTER_KEY=TEST_SETTINGS["master_key"],
-               SECRET_KEY=TEST_SETTINGS["secret_key"],
-               MPESA_CALLBACK_TOKEN=TEST_SETTINGS["mpesa_callback_token"],
-               PAYGO_INSTANCE_PATH=str(tmp_path), PAYGO_FAULT=fault, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-c", script, *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    env.update(
+        DATABASE_URL=gateway.settings.database_url,
+        PAYGO_ENV="test",
+        PAYGO_MASTER_KEY=TEST_SETTINGS["master_key"],
+        SECRET_KEY=TEST_SETTINGS["secret_key"],
+        MPESA_CALLBACK_TOKEN=TEST_SETTINGS["mpesa_callback_token"],
+        PAYGO_INSTANCE_PATH=str(tmp_path),
+        PAYGO_FAULT=fault,
+        PYTHONPATH=str(ROOT),
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def received_payment(gateway: Gateway, account: Account) -> int:
     with gateway.db.transaction() as session:
-        stored = store_notice(session=session, now=utcnow(), raw="{}", notice=PaymentNotice(
-            provider="mpesa", provider_txn_id="CRASH00001", status=NoticeStatus.PAID,
-            amount="150", currency="KES", reference=account.number, payer="254711000001"))
+        stored = store_notice(
+            session=session,
+            now=utcnow(),
+            raw="{}",
+            notice=PaymentNotice(
+                provider="mpesa",
+                provider_txn_id="CRASH00001",
+                status=NoticeStatus.PAID,
+                amount="150",
+                currency="KES",
+                reference=account.number,
+                payer="254711000001",
+            ),
+        )
     assert stored is not None
     return stored.payment_id
 
@@ -82,8 +105,9 @@ def totals(session: Session, payment_id: int) -> tuple[str, int, int, int, int]:
     # A first ADD_TIME code takes count 2 (ADD_TIME codes sit on even counts).
     payment = fresh(session, Payment, payment_id)
     tokens = count(session, Token, col(Token.payment_id) == payment_id)
-    messages = count(session, OutboundMessage,
-                     col(OutboundMessage.dedupe_key) == f"payment:{payment_id}")
+    messages = count(
+        session, OutboundMessage, col(OutboundMessage.dedupe_key) == f"payment:{payment_id}"
+    )
     account = fresh(session, Account, session.exec(select(Account.id)).one())
     device = fresh(session, Device, account.device_id)
     return payment.status, tokens, messages, account.total_paid, device.token_count
@@ -98,8 +122,8 @@ def account(session: Session, gateway: Gateway) -> Account:
 
 @pytest.mark.parametrize("fault", ["after_credit", "after_token", "after_message"])
 def test_worker_killed_mid_credit_leaves_nothing_and_a_rerun_credits_once(
-        app: Flask, gateway: Gateway, session: Session, account: Account, tmp_path: Path,
-        fault: str) -> None:
+    app: Flask, gateway: Gateway, session: Session, account: Account, tmp_path: Path, fault: str
+) -> None:
     payment_id = received_payment(gateway, account)
     child = run_child(gateway, tmp_path, fault, RUN_JOB, str(payment_id))
     assert child.returncode == 137, child.stderr
@@ -111,8 +135,8 @@ def test_worker_killed_mid_credit_leaves_nothing_and_a_rerun_credits_once(
 
 
 def test_worker_killed_after_commit_is_not_credited_again(
-        app: Flask, gateway: Gateway, session: Session, account: Account,
-        tmp_path: Path) -> None:
+    app: Flask, gateway: Gateway, session: Session, account: Account, tmp_path: Path
+) -> None:
     payment_id = received_payment(gateway, account)
     child = run_child(gateway, tmp_path, "payment_committed", RUN_JOB, str(payment_id))
     assert child.returncode == 137, child.stderr
@@ -123,12 +147,16 @@ def test_worker_killed_after_commit_is_not_credited_again(
 
 
 def test_web_process_killed_before_acknowledging_is_retried_by_the_provider_once(
-        app: Flask, gateway: Gateway, session: Session, account: Account, tmp_path: Path,
-        shared_dir: Path) -> None:
+    app: Flask,
+    gateway: Gateway,
+    session: Session,
+    account: Account,
+    tmp_path: Path,
+    shared_dir: Path,
+) -> None:
     paybill = MpesaPaybill(app.test_client(), shared_dir)
     body = paybill.body(account.number, receipt="CRASH00002")
-    child = run_child(gateway, tmp_path, "callback_stored", POST_CALLBACK,
-                      json.dumps(body))
+    child = run_child(gateway, tmp_path, "callback_stored", POST_CALLBACK, json.dumps(body))
     assert child.returncode == 137 and child.stdout == "", child.stderr
     [stored] = payments(session)
     assert stored.status == PaymentStatus.RECEIVED  # durable before any acknowledgement
@@ -137,7 +165,8 @@ def test_web_process_killed_before_acknowledging_is_retried_by_the_provider_once
 
 
 def test_rq_worker_killed_mid_drain_is_retried_by_rq_and_credits_once(
-        redis_app: Flask, session: Session, tmp_path: Path, shared_dir: Path) -> None:
+    redis_app: Flask, session: Session, tmp_path: Path, shared_dir: Path
+) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     made = make_account(session, gateway, phone="+254711000001")
     session.commit()
@@ -150,8 +179,16 @@ def test_rq_worker_killed_mid_drain_is_retried_by_rq_and_credits_once(
     [drain] = queue.job_ids
     # The Procfile's worker dies mid-credit: the process itself when it runs jobs in
     # process (--no-fork), or the work horse it forked for the job.
-    child = run_child(gateway, tmp_path, "after_token", RUN_WORKER, "worker", "--burst",
-                      "--no-fork", "--no-periodic")
+    child = run_child(
+        gateway,
+        tmp_path,
+        "after_token",
+        RUN_WORKER,
+        "worker",
+        "--burst",
+        "--no-fork",
+        "--no-periodic",
+    )
     assert child.returncode in (0, 137), child.stderr
     assert totals(session, stored.id) == ("received", 0, 0, 0, 0)
     # A dead worker's job stays "started" until its heartbeat lapses; rq's registry

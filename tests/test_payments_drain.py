@@ -34,8 +34,15 @@ def queued_functions(gateway: Gateway) -> list[object]:
     return [job.func for job in gateway.jobs.queue.jobs]
 
 
-def pay_each(app: Flask, session: Session, gateway: Gateway, shared_dir: Path,
-             accounts: int, *, prefix: str = "DRAIN") -> None:
+def pay_each(
+    app: Flask,
+    session: Session,
+    gateway: Gateway,
+    shared_dir: Path,
+    accounts: int,
+    *,
+    prefix: str = "DRAIN",
+) -> None:
     paybill = MpesaPaybill(app.test_client(), shared_dir)
     for i in range(accounts):
         account = make_account(session, gateway, phone=f"+2547110{i:05d}")
@@ -45,7 +52,8 @@ def pay_each(app: Flask, session: Session, gateway: Gateway, shared_dir: Path,
 
 
 def test_many_acks_queue_one_drain_that_credits_all_and_sends_each_receipt_itself(
-        redis_app: Flask, session: Session, shared_dir: Path) -> None:
+    redis_app: Flask, session: Session, shared_dir: Path
+) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     pay_each(redis_app, session, gateway, shared_dir, 5)
     assert queued_functions(gateway) == [tasks.drain_payments]
@@ -60,7 +68,8 @@ def test_many_acks_queue_one_drain_that_credits_all_and_sends_each_receipt_itsel
 
 
 def test_a_payment_arriving_once_the_drain_has_started_queues_another(
-        redis_app: Flask, session: Session, shared_dir: Path) -> None:
+    redis_app: Flask, session: Session, shared_dir: Path
+) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     pay_each(redis_app, session, gateway, shared_dir, 1)
     assert gateway.redis is not None and gateway.jobs.queue is not None
@@ -71,18 +80,26 @@ def test_a_payment_arriving_once_the_drain_has_started_queues_another(
 
 
 def test_two_drains_at_once_each_take_different_payments(
-        app: Flask, session: Session, gateway: Gateway, shared_dir: Path) -> None:
+    app: Flask, session: Session, gateway: Gateway, shared_dir: Path
+) -> None:
     if gateway.db.dialect != "postgresql":
         pytest.skip("SQLite runs one write transaction at a time")
     pay_each(app, session, gateway, shared_dir, 1)  # inline: credited on arrival
-    numbers = [make_account(session, gateway, phone=f"+2547120{i:05d}").number
-               for i in range(40)]
+    numbers = [make_account(session, gateway, phone=f"+2547120{i:05d}").number for i in range(40)]
     session.commit()
     with gateway.db.transaction() as tx:  # these wait, as they would for a worker
         for i, number in enumerate(numbers):  # each to its own account and box
-            tx.add(Payment(provider="mpesa", provider_txn_id=f"WAIT{i:05d}", amount=15000,
-                           currency="KES", payer="254711000000", reference=number,
-                           raw="{}"))
+            tx.add(
+                Payment(
+                    provider="mpesa",
+                    provider_txn_id=f"WAIT{i:05d}",
+                    amount=15000,
+                    currency="KES",
+                    payer="254711000000",
+                    reference=number,
+                    raw="{}",
+                )
+            )
     done: list[int] = []
     barrier = threading.Barrier(2)
 
@@ -105,8 +122,8 @@ def test_two_drains_at_once_each_take_different_payments(
 
 
 def test_a_payment_that_fails_is_held_back_while_the_others_are_credited(
-        redis_app: Flask, session: Session, shared_dir: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    redis_app: Flask, session: Session, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     pay_each(redis_app, session, gateway, shared_dir, 3)
     poison = payments(session)[1].id
@@ -136,8 +153,8 @@ def test_a_payment_that_fails_is_held_back_while_the_others_are_credited(
 
 
 def test_a_drain_out_of_time_queues_another_behind_the_other_jobs(
-        redis_app: Flask, session: Session, shared_dir: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    redis_app: Flask, session: Session, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     pay_each(redis_app, session, gateway, shared_dir, 2)
     assert gateway.jobs.queue is not None
@@ -154,14 +171,22 @@ def test_a_drain_out_of_time_queues_another_behind_the_other_jobs(
 
 @pytest.mark.slow
 def test_a_receipt_claimed_but_unsent_when_the_worker_died_is_sent_once_its_lease_ends(
-        app: Flask, session: Session, gateway: Gateway, shared_dir: Path,
-        tmp_path: Path) -> None:
+    app: Flask, session: Session, gateway: Gateway, shared_dir: Path, tmp_path: Path
+) -> None:
     account = make_account(session, gateway, phone="+254711000001")
     session.commit()
     with gateway.db.transaction() as tx:
-        tx.add(Payment(provider="mpesa", provider_txn_id="DIED000001", amount=15000,
-                       currency="KES", payer="254711000001", reference=account.number,
-                       raw="{}"))
+        tx.add(
+            Payment(
+                provider="mpesa",
+                provider_txn_id="DIED000001",
+                amount=15000,
+                currency="KES",
+                payer="254711000001",
+                reference=account.number,
+                raw="{}",
+            )
+        )
     child = run_child(gateway, tmp_path, "claimed_unsent", RUN_DRAIN)
     assert child.returncode == 137, child.stderr
     release(session)
@@ -185,7 +210,8 @@ def test_a_receipt_claimed_but_unsent_when_the_worker_died_is_sent_once_its_leas
 
 
 def test_a_payment_someone_else_held_when_the_drain_looked_is_looked_at_again(
-        redis_app: Flask, session: Session, shared_dir: Path) -> None:
+    redis_app: Flask, session: Session, shared_dir: Path
+) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     if gateway.db.dialect != "postgresql":
         pytest.skip("row locks: PostgreSQL only")
@@ -218,8 +244,12 @@ def run_scheduled(gateway: Gateway) -> None:
 
 
 def test_a_credit_that_fails_after_writing_its_receipt_sends_nothing(
-        redis_app: Flask, session: Session, shared_dir: Path,
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    redis_app: Flask,
+    session: Session,
+    shared_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     pay_each(redis_app, session, gateway, shared_dir, 1)
     real = reconcile.audit.record

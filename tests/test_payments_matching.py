@@ -18,12 +18,23 @@ from tests.factories import make_account, make_device, make_plan
 from tests.payment_helpers import account_numbered, digest, fresh, receipt_number
 
 
-def pay(gateway: Gateway, reference: str | None, payer: str | None = None,
-        amount: str = "150", currency: str = "KES") -> Payment:
+def pay(
+    gateway: Gateway,
+    reference: str | None,
+    payer: str | None = None,
+    amount: str = "150",
+    currency: str = "KES",
+) -> Payment:
     """Store a payment as a callback would, reconcile it, and read it back."""
-    notice = PaymentNotice(provider="mpesa", provider_txn_id=receipt_number(),
-                           status=NoticeStatus.PAID, amount=amount, currency=currency,
-                           reference=reference, payer=payer)
+    notice = PaymentNotice(
+        provider="mpesa",
+        provider_txn_id=receipt_number(),
+        status=NoticeStatus.PAID,
+        amount=amount,
+        currency=currency,
+        reference=reference,
+        payer=payer,
+    )
     with gateway.db.transaction() as session:
         stored = store_notice(session=session, notice=notice, raw="{}", now=utcnow())
         assert stored is not None
@@ -34,8 +45,9 @@ def pay(gateway: Gateway, reference: str | None, payer: str | None = None,
         return payment
 
 
-def open_account(session: Session, gateway: Gateway, phone: str | None = None,
-                 **options: object) -> Account:
+def open_account(
+    session: Session, gateway: Gateway, phone: str | None = None, **options: object
+) -> Account:
     account = make_account(session, gateway, phone=phone, **options)  # type: ignore[arg-type]
     session.commit()
     return account
@@ -55,17 +67,35 @@ def test_exact_account_number_matches_first(session: Session, gateway: Gateway) 
     assert payment.account_id == account.id
 
 
-@pytest.mark.parametrize("typed", ["{n}", " {n} ", "{a}-{b}", "{a} {b}", "{a}.{b}", "#{n}",
-                                   "acc {n}", "ACC-{n}", "Acc. No. {n}", "a/c {a} {b}",
-                                   "A/C#{n}", "account: {n}", "acc{n}", "Ref {n}"])
-def test_reference_is_matched_after_normalising(session: Session, gateway: Gateway,
-                                                typed: str) -> None:
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "{n}",
+        " {n} ",
+        "{a}-{b}",
+        "{a} {b}",
+        "{a}.{b}",
+        "#{n}",
+        "acc {n}",
+        "ACC-{n}",
+        "Acc. No. {n}",
+        "a/c {a} {b}",
+        "A/C#{n}",
+        "account: {n}",
+        "acc{n}",
+        "Ref {n}",
+    ],
+)
+def test_reference_is_matched_after_normalising(
+    session: Session, gateway: Gateway, typed: str
+) -> None:
     account = open_account(session, gateway)
     n = account.number
     payment = pay(gateway, typed.format(n=n, a=n[:4], b=n[4:]))
     assert payment.account_id == account.id
-    assert payment.match_rule == ("account_number" if typed.strip() == "{n}"
-                                  else "normalised_reference")
+    assert payment.match_rule == (
+        "account_number" if typed.strip() == "{n}" else "normalised_reference"
+    )
 
 
 def test_normalising_strips_prefixes_separators_and_case() -> None:
@@ -74,18 +104,21 @@ def test_normalising_strips_prefixes_separators_and_case() -> None:
 
 
 @pytest.mark.parametrize("typed", ["{s}", "{lower}", "{dashed}"])
-def test_device_serial_matches_the_account_holding_the_box(session: Session, gateway: Gateway,
-                                                           typed: str) -> None:
+def test_device_serial_matches_the_account_holding_the_box(
+    session: Session, gateway: Gateway, typed: str
+) -> None:
     device = make_device(session, gateway, serial="SPX-2024-00417")
     account = open_account(session, gateway, device=device)
-    payment = pay(gateway, typed.format(s="SPX-2024-00417", lower="spx202400417",
-                                        dashed="SPX 2024 00417"))
+    payment = pay(
+        gateway, typed.format(s="SPX-2024-00417", lower="spx202400417", dashed="SPX 2024 00417")
+    )
     assert (payment.account_id, payment.match_rule) == (account.id, "device_serial")
 
 
 @pytest.mark.parametrize("kind", ["digit", "swap"])
-def test_single_typo_is_corrected_through_the_check_digit(session: Session, gateway: Gateway,
-                                                          kind: str) -> None:
+def test_single_typo_is_corrected_through_the_check_digit(
+    session: Session, gateway: Gateway, kind: str
+) -> None:
     account = open_account(session, gateway)
     n = account.number
     typed = typo_of(n) if kind == "digit" else n[:-2] + n[-1] + n[-2]
@@ -95,7 +128,8 @@ def test_single_typo_is_corrected_through_the_check_digit(session: Session, gate
 
 
 def test_typo_correction_needs_the_known_payer_to_be_the_accounts(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     account = open_account(session, gateway, phone="+254711000001")
     open_account(session, gateway, phone="+254722000002")
     payment = pay(gateway, typo_of(account.number), payer="254722000002")
@@ -103,8 +137,9 @@ def test_typo_correction_needs_the_known_payer_to_be_the_accounts(
     assert payment.match_rule == "payer_phone" and payment.account_id != account.id
 
 
-def test_typo_correction_accepts_a_masked_payer_that_fits(session: Session,
-                                                          gateway: Gateway) -> None:
+def test_typo_correction_accepts_a_masked_payer_that_fits(
+    session: Session, gateway: Gateway
+) -> None:
     account = open_account(session, gateway, phone="+254711000001")
     payment = pay(gateway, typo_of(account.number), payer="2547****0001")
     assert payment.match_rule == "check_digit"
@@ -130,19 +165,28 @@ def test_ambiguous_typo_goes_to_suspense(session: Session, gateway: Gateway) -> 
     assert "2 open accounts are one typo away" in (payment.status_reason or "")
 
 
-@pytest.mark.parametrize("payer", ["254711000001", "+254711000001", "0711000001",
-                                   "2547****0001", "2547xxxx0001",
-                                   digest("254711000001"), digest("254711000001").upper()])
+@pytest.mark.parametrize(
+    "payer",
+    [
+        "254711000001",
+        "+254711000001",
+        "0711000001",
+        "2547****0001",
+        "2547xxxx0001",
+        digest("254711000001"),
+        digest("254711000001").upper(),
+    ],
+)
 def test_payer_number_plain_masked_or_hashed_matches_its_only_account(
-        session: Session, gateway: Gateway, payer: str) -> None:
+    session: Session, gateway: Gateway, payer: str
+) -> None:
     account = open_account(session, gateway, phone="+254711000001")
     open_account(session, gateway, phone="+254733123456")
     payment = pay(gateway, "SOLAR", payer=payer)
     assert (payment.account_id, payment.match_rule) == (account.id, "payer_phone")
 
 
-def test_payer_with_two_open_accounts_goes_to_suspense(session: Session,
-                                                       gateway: Gateway) -> None:
+def test_payer_with_two_open_accounts_goes_to_suspense(session: Session, gateway: Gateway) -> None:
     open_account(session, gateway, phone="+254711000001")
     open_account(session, gateway, phone="+254711000001")
     payment = pay(gateway, "SOLAR", payer="254711000001")
@@ -150,15 +194,17 @@ def test_payer_with_two_open_accounts_goes_to_suspense(session: Session,
     assert "2 open accounts" in (payment.status_reason or "")
 
 
-def test_masked_payer_fitting_two_customers_goes_to_suspense(session: Session,
-                                                             gateway: Gateway) -> None:
+def test_masked_payer_fitting_two_customers_goes_to_suspense(
+    session: Session, gateway: Gateway
+) -> None:
     open_account(session, gateway, phone="+254711000001")
     open_account(session, gateway, phone="+254722000001")
     assert pay(gateway, None, payer="2547****0001").status == PaymentStatus.UNMATCHED
 
 
-def test_paid_off_account_of_the_payer_is_not_matched_by_phone(session: Session,
-                                                               gateway: Gateway) -> None:
+def test_paid_off_account_of_the_payer_is_not_matched_by_phone(
+    session: Session, gateway: Gateway
+) -> None:
     account = open_account(session, gateway, phone="+254711000001")
     account.status = AccountStatus.PAID_OFF
     session.add(account)
@@ -174,7 +220,8 @@ def test_nothing_is_guessed_beyond_the_rules(session: Session, gateway: Gateway)
 
 
 def test_a_clear_reference_to_a_repossessed_account_is_not_credited(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     account = open_account(session, gateway, phone="+254711000001")
     account.status = AccountStatus.REPOSSESSED
     session.add(account)
@@ -185,7 +232,8 @@ def test_a_clear_reference_to_a_repossessed_account_is_not_credited(
 
 
 def test_payment_to_a_paid_off_account_is_credited_as_overpayment(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     plan = make_plan(session, total_price=10000)
     account = open_account(session, gateway, plan=plan)
     assert pay(gateway, account.number, amount="100").status == "credited"
@@ -205,7 +253,8 @@ def test_payer_reading_keeps_what_is_known() -> None:
 
 
 def test_hashed_payer_added_after_the_first_hashed_payment_is_still_matched(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     first = open_account(session, gateway, phone="+254711000001")
     assert pay(gateway, "SOLAR", payer=digest("254711000001")).account_id == first.id
     later = open_account(session, gateway, phone="+254722000002")
@@ -214,7 +263,8 @@ def test_hashed_payer_added_after_the_first_hashed_payment_is_still_matched(
 
 
 def test_a_hashed_payer_is_found_by_the_stored_digest_not_by_hashing_every_customer(
-        session: Session, gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    session: Session, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for i in range(6):
         open_account(session, gateway, phone=f"+2547110000{i:02d}")
     hashed: list[str] = []

@@ -41,10 +41,10 @@ def import_(runner: FlaskCliRunner, path: Path) -> dict[str, Any]:
 
 
 def test_statement_adds_missed_payments_and_reports_them(
-        runner: FlaskCliRunner, session: Session, statement: Path, customers: None) -> None:
+    runner: FlaskCliRunner, session: Session, statement: Path, customers: None
+) -> None:
     report = import_(runner, statement)
-    assert (report["new"], report["known"], report["unmatched"], report["credited"]) == (
-        3, 0, 1, 2)
+    assert (report["new"], report["known"], report["unmatched"], report["credited"]) == (3, 0, 1, 2)
     assert report["skipped"] == 3  # the charge, the settlement to bank, the failed attempt
     by_receipt = {p.provider_txn_id: p for p in payments(session)}
     assert set(by_receipt) == {"TKQ8Z1M4RC", "TKQ7Y0L3QB", "TKQ6X9K2PA"}
@@ -58,7 +58,8 @@ def test_statement_adds_missed_payments_and_reports_them(
 
 
 def test_importing_the_same_statement_again_changes_nothing(
-        runner: FlaskCliRunner, session: Session, statement: Path, customers: None) -> None:
+    runner: FlaskCliRunner, session: Session, statement: Path, customers: None
+) -> None:
     import_(runner, statement)
     before = ledger(session)
     report = import_(runner, statement)
@@ -67,16 +68,22 @@ def test_importing_the_same_statement_again_changes_nothing(
 
 
 def test_a_payment_whose_callback_came_is_already_known(
-        runner: FlaskCliRunner, client: FlaskClient, session: Session, statement: Path,
-        customers: None, shared_dir: Path) -> None:
+    runner: FlaskCliRunner,
+    client: FlaskClient,
+    session: Session,
+    statement: Path,
+    customers: None,
+    shared_dir: Path,
+) -> None:
     MpesaPaybill(client, shared_dir).pay("10000018", receipt="TKQ8Z1M4RC")
     report = import_(runner, statement)
     assert (report["new"], report["known"]) == (2, 1)
     assert ledger(session)["tokens"] == 2
 
 
-def test_human_report_names_the_counts(runner: FlaskCliRunner, statement: Path,
-                                       customers: None) -> None:
+def test_human_report_names_the_counts(
+    runner: FlaskCliRunner, statement: Path, customers: None
+) -> None:
     result = runner.invoke(args=["payments", "import-statement", str(statement)])
     assert result.exit_code == 0
     assert "3 new payment(s), 0 already known, 1 unmatched" in result.output
@@ -84,7 +91,8 @@ def test_human_report_names_the_counts(runner: FlaskCliRunner, statement: Path,
 
 
 def test_a_file_that_is_no_statement_is_refused_and_nothing_stored(
-        runner: FlaskCliRunner, session: Session, tmp_path: Path) -> None:
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
+) -> None:
     path = tmp_path / "other.csv"
     path.write_text("Serial Number,Key\nA,B\n")
     result = runner.invoke(args=["payments", "import-statement", str(path)])
@@ -97,7 +105,8 @@ def test_a_file_that_is_no_statement_is_refused_and_nothing_stored(
 
 
 def test_an_unreadable_payment_line_stops_the_whole_import(
-        runner: FlaskCliRunner, session: Session, statement: Path, customers: None) -> None:
+    runner: FlaskCliRunner, session: Session, statement: Path, customers: None
+) -> None:
     text = statement.read_text().replace("20-11-2026 09:15:00", "yesterday")
     statement.write_text(text)
     result = runner.invoke(args=["payments", "import-statement", str(statement)])
@@ -106,8 +115,11 @@ def test_an_unreadable_payment_line_stops_the_whole_import(
 
 
 def test_both_date_formats_are_read_as_nairobi_time() -> None:
-    assert parse_time("20-11-2026 18:02:10") == parse_time("2026-11-20 18:02:10") == \
-        datetime(2026, 11, 20, 15, 2, 10, tzinfo=UTC)
+    assert (
+        parse_time("20-11-2026 18:02:10")
+        == parse_time("2026-11-20 18:02:10")
+        == datetime(2026, 11, 20, 15, 2, 10, tzinfo=UTC)
+    )
     with pytest.raises(ValueError):
         parse_time("11/20/2026 18:02")
 

@@ -49,8 +49,9 @@ def cli(runner: FlaskCliRunner, *args: str) -> dict[str, Any]:
     return data
 
 
-def test_unmatched_payments_are_listed_with_why(runner: FlaskCliRunner, paybill: MpesaPaybill,
-                                                account: Account) -> None:
+def test_unmatched_payments_are_listed_with_why(
+    runner: FlaskCliRunner, paybill: MpesaPaybill, account: Account
+) -> None:
     paybill.pay("SOLAR", phone="254799999999")
     [row] = cli(runner, "unmatched")["payments"]
     assert row["reference"] == "SOLAR" and row["status"] == "unmatched"
@@ -59,14 +60,17 @@ def test_unmatched_payments_are_listed_with_why(runner: FlaskCliRunner, paybill:
     assert "SOLAR" in text and "KES 150" in text
 
 
-def test_assigning_credits_exactly_once_like_a_match(runner: FlaskCliRunner, session: Session,
-                                                     paybill: MpesaPaybill,
-                                                     account: Account) -> None:
+def test_assigning_credits_exactly_once_like_a_match(
+    runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill, account: Account
+) -> None:
     paybill.pay("SOLAR", phone="254799999999")
     [payment] = payments(session)
     done = cli(runner, "assign", str(payment.id), account.number, "--actor", "ops-alice")
-    assert (done["status"], done["account_number"], done["rule"]) == ("credited",
-                                                                     account.number, "operator")
+    assert (done["status"], done["account_number"], done["rule"]) == (
+        "credited",
+        account.number,
+        "operator",
+    )
     assert count(session, Token, col(Token.payment_id) == payment.id) == 1
     assert count(session, OutboundMessage) == 1
     entry = session.exec(select(AuditLog).where(AuditLog.action == "payment.assigned")).one()
@@ -79,8 +83,8 @@ def test_assigning_credits_exactly_once_like_a_match(runner: FlaskCliRunner, ses
 
 
 def test_assigning_to_an_unknown_account_changes_nothing(
-        runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill,
-        account: Account) -> None:
+    runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill, account: Account
+) -> None:
     paybill.pay("SOLAR", phone="254799999999")
     [payment] = payments(session)
     result = runner.invoke(args=["payments", "assign", str(payment.id), "99999990"])
@@ -88,28 +92,46 @@ def test_assigning_to_an_unknown_account_changes_nothing(
     assert fresh(session, Payment, payment.id).status == PaymentStatus.UNMATCHED
 
 
-def test_a_failed_payment_cannot_be_assigned(runner: FlaskCliRunner, session: Session,
-                                             gateway: Gateway, account: Account) -> None:
+def test_a_failed_payment_cannot_be_assigned(
+    runner: FlaskCliRunner, session: Session, gateway: Gateway, account: Account
+) -> None:
     with gateway.db.transaction() as s:
-        stored = store_notice(session=s, now=utcnow(), raw="{}", notice=PaymentNotice(
-            provider="mpesa", provider_txn_id="FAILED1", status=NoticeStatus.FAILED,
-            amount="150", currency="KES", reason="1032 cancelled"))
+        stored = store_notice(
+            session=s,
+            now=utcnow(),
+            raw="{}",
+            notice=PaymentNotice(
+                provider="mpesa",
+                provider_txn_id="FAILED1",
+                status=NoticeStatus.FAILED,
+                amount="150",
+                currency="KES",
+                reason="1032 cancelled",
+            ),
+        )
     assert stored is not None
     result = runner.invoke(args=["payments", "assign", str(stored.payment_id), account.number])
     assert result.exit_code == 1 and "failed" in result.output
     assert count(session, Token) == 0
 
 
-def test_reversal_moves_credit_back_and_sets_the_box(runner: FlaskCliRunner, session: Session,
-                                                     paybill: MpesaPaybill,
-                                                     account: Account) -> None:
+def test_reversal_moves_credit_back_and_sets_the_box(
+    runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill, account: Account
+) -> None:
     paybill.pay(account.number)
     paybill.pay(account.number)
     first, second = payments(session)
     left = fresh(session, Account, account.id).credit_until - utcnow()
     assert timedelta(days=5, hours=23) < left <= timedelta(days=6)
-    done = cli(runner, "reverse", str(second.id), "--reason", "customer charged twice",
-               "--actor", "ops-bob")
+    done = cli(
+        runner,
+        "reverse",
+        str(second.id),
+        "--reason",
+        "customer charged twice",
+        "--actor",
+        "ops-bob",
+    )
     after = fresh(session, Account, account.id)
     assert timedelta(days=2, hours=23) < after.credit_until - utcnow() <= timedelta(days=3)
     assert after.total_paid == 15000
@@ -126,8 +148,8 @@ def test_reversal_moves_credit_back_and_sets_the_box(runner: FlaskCliRunner, ses
 
 
 def test_reversal_gives_back_no_more_than_the_payment_left(
-        runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill,
-        account: Account) -> None:
+    runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill, account: Account
+) -> None:
     paybill.pay(account.number, "120")  # 2 days and KES 20 kept for later
     [payment] = payments(session)
     assert fresh(session, Account, account.id).remainder == 2000
@@ -137,8 +159,8 @@ def test_reversal_gives_back_no_more_than_the_payment_left(
 
 
 def test_reversing_a_payment_that_bought_no_time_sends_the_box_nothing(
-        runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill,
-        account: Account) -> None:
+    runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill, account: Account
+) -> None:
     paybill.pay(account.number, "30")  # less than a day: kept as remainder, no code
     [payment] = payments(session)
     assert count(session, Token) == 0 and fresh(session, Account, account.id).remainder == 3000
@@ -150,8 +172,8 @@ def test_reversing_a_payment_that_bought_no_time_sends_the_box_nothing(
 
 
 def test_reversing_the_paying_off_payment_puts_the_box_back_on_payg(
-        runner: FlaskCliRunner, session: Session, gateway: Gateway,
-        paybill: MpesaPaybill) -> None:
+    runner: FlaskCliRunner, session: Session, gateway: Gateway, paybill: MpesaPaybill
+) -> None:
     plan = make_plan(session, total_price=10000)
     account = make_account(session, gateway, plan=plan)
     session.commit()
@@ -166,8 +188,8 @@ def test_reversing_the_paying_off_payment_puts_the_box_back_on_payg(
 
 
 def test_reversing_the_deposit_returns_the_account_to_pending(
-        runner: FlaskCliRunner, session: Session, gateway: Gateway,
-        paybill: MpesaPaybill) -> None:
+    runner: FlaskCliRunner, session: Session, gateway: Gateway, paybill: MpesaPaybill
+) -> None:
     plan = make_plan(session, deposit=100000, deposit_days=7)
     account = make_account(session, gateway, plan=plan)
     session.commit()
@@ -180,8 +202,8 @@ def test_reversing_the_deposit_returns_the_account_to_pending(
 
 
 def test_reversal_needs_a_credited_payment_and_a_reason(
-        runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill,
-        account: Account) -> None:
+    runner: FlaskCliRunner, session: Session, paybill: MpesaPaybill, account: Account
+) -> None:
     paybill.pay("SOLAR", phone="254799999999")
     paybill.pay(account.number)
     unmatched, credited = payments(session)
@@ -197,12 +219,22 @@ def test_reversal_needs_a_credited_payment_and_a_reason(
 
 
 def test_sweep_reconciles_payments_whose_job_was_lost(
-        runner: FlaskCliRunner, session: Session, gateway: Gateway, account: Account) -> None:
+    runner: FlaskCliRunner, session: Session, gateway: Gateway, account: Account
+) -> None:
     with gateway.db.transaction() as s:
-        stored = store_notice(session=s, now=utcnow() - timedelta(minutes=5), raw="{}",
-                              notice=PaymentNotice(provider="mpesa", provider_txn_id="LOST1",
-                                                   status=NoticeStatus.PAID, amount="150",
-                                                   currency="KES", reference=account.number))
+        stored = store_notice(
+            session=s,
+            now=utcnow() - timedelta(minutes=5),
+            raw="{}",
+            notice=PaymentNotice(
+                provider="mpesa",
+                provider_txn_id="LOST1",
+                status=NoticeStatus.PAID,
+                amount="150",
+                currency="KES",
+                reference=account.number,
+            ),
+        )
     assert stored is not None
     assert cli(runner, "sweep") == {"requeued": 1}
     assert fresh(session, Payment, stored.payment_id).status == PaymentStatus.CREDITED
@@ -210,12 +242,14 @@ def test_sweep_reconciles_payments_whose_job_was_lost(
 
 
 def test_a_manually_recorded_payment_can_be_reversed_too(
-        runner: FlaskCliRunner, session: Session, gateway: Gateway, account: Account) -> None:
+    runner: FlaskCliRunner, session: Session, gateway: Gateway, account: Account
+) -> None:
     with gateway.db.transaction() as s:
         held = s.get(Account, account.id)
         assert held is not None
-        result = record_manual_payment(session=s, keys=gateway.keys, account=held,
-                                       amount=15000, actor="cashier", now=utcnow())
+        result = record_manual_payment(
+            session=s, keys=gateway.keys, account=held, amount=15000, actor="cashier", now=utcnow()
+        )
     done = cli(runner, "reverse", str(result.payment_id), "--reason", "counterfeit notes")
     after = fresh(session, Account, account.id)
     assert after.total_paid == 0 and done["days_removed"] == 3

@@ -26,7 +26,8 @@ def _example() -> list[tuple[str, str]]:
 
 
 def test_with_an_empty_environment_the_database_is_sqlite_in_the_instance_folder(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     settings = load_settings(environ={}, overrides={"instance_path": str(tmp_path)})
     assert settings.database_url == f"sqlite:///{tmp_path.resolve() / 'paygo.sqlite3'}"
     assert settings.redis_url is None
@@ -40,12 +41,23 @@ def test_the_instance_folder_comes_from_paygo_instance_path(tmp_path: Path) -> N
 
 
 def test_core_variables_are_read_into_typed_fields() -> None:
-    settings = load_settings(environ={
-        "DATABASE_URL": "postgresql://u@db/paygo", "REDIS_URL": "redis://r:6379/2",
-        "PAYGO_ENV": "production", "PUBLIC_BASE_URL": "https://pay.example.org",
-        "SMS_MAX_PARTS": " 3 ", "SMS_TIMEOUT_SECONDS": "2.5", "MPESA_VALIDATION_ENABLED": "no",
-        "SMS_ROUTES": "+254=africastalking, 255=console", "AT_USERNAME": "sandbox",
-        "AT_API_KEY": "k", "DEFAULT_COUNTRY": "tz", "LOG_LEVEL": "debug", **GOOD_SECRETS})
+    settings = load_settings(
+        environ={
+            "DATABASE_URL": "postgresql://u@db/paygo",
+            "REDIS_URL": "redis://r:6379/2",
+            "PAYGO_ENV": "production",
+            "PUBLIC_BASE_URL": "https://pay.example.org",
+            "SMS_MAX_PARTS": " 3 ",
+            "SMS_TIMEOUT_SECONDS": "2.5",
+            "MPESA_VALIDATION_ENABLED": "no",
+            "SMS_ROUTES": "+254=africastalking, 255=console",
+            "AT_USERNAME": "sandbox",
+            "AT_API_KEY": "k",
+            "DEFAULT_COUNTRY": "tz",
+            "LOG_LEVEL": "debug",
+            **GOOD_SECRETS,
+        }
+    )
     assert settings.database_url == "postgresql://u@db/paygo"
     assert settings.redis_url == "redis://r:6379/2"
     assert settings.production
@@ -66,18 +78,35 @@ def test_every_variable_in_the_table_sets_its_field(var: str) -> None:
     default = field.default if field.default is not dataclasses.MISSING else None
     raw = _sample_for(var, default)
     secrets = GOOD_SECRETS if var == "PAYGO_ENV" else {}
-    settings = load_settings(environ={**secrets, var: raw, "AT_USERNAME": "u", "AT_API_KEY": "k",
-                                      "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t",
-                                      "TWILIO_FROM": "+15005550006"})
+    settings = load_settings(
+        environ={
+            **secrets,
+            var: raw,
+            "AT_USERNAME": "u",
+            "AT_API_KEY": "k",
+            "TWILIO_ACCOUNT_SID": "AC1",
+            "TWILIO_AUTH_TOKEN": "t",
+            "TWILIO_FROM": "+15005550006",
+        }
+    )
     assert getattr(settings, name) != default
 
 
 def _sample_for(var: str, default: Any) -> str:
-    known = {"PAYGO_ENV": "production", "SECRET_KEY": "s" * 32, "PAYGO_MASTER_KEY": "m" * 32,
-             "DATABASE_URL": "sqlite:////tmp/x.sqlite3", "PUBLIC_BASE_URL": "https://x.example",
-             "DEFAULT_COUNTRY": "UG", "DEFAULT_TIMEZONE": "Africa/Kampala",
-             "DEFAULT_LANGUAGE": "sw", "LOG_LEVEL": "WARNING", "SMS_PROVIDER": "twilio",
-             "SMS_ROUTES": "256=twilio", "PAYGO_INSTANCE_PATH": "/tmp/elsewhere"}
+    known = {
+        "PAYGO_ENV": "production",
+        "SECRET_KEY": "s" * 32,
+        "PAYGO_MASTER_KEY": "m" * 32,
+        "DATABASE_URL": "sqlite:////tmp/x.sqlite3",
+        "PUBLIC_BASE_URL": "https://x.example",
+        "DEFAULT_COUNTRY": "UG",
+        "DEFAULT_TIMEZONE": "Africa/Kampala",
+        "DEFAULT_LANGUAGE": "sw",
+        "LOG_LEVEL": "WARNING",
+        "SMS_PROVIDER": "twilio",
+        "SMS_ROUTES": "256=twilio",
+        "PAYGO_INSTANCE_PATH": "/tmp/elsewhere",
+    }
     if var in known:
         return known[var]
     if isinstance(default, bool):
@@ -96,46 +125,54 @@ def test_a_blank_variable_means_the_default() -> None:
     assert settings.env == "development"
 
 
-@pytest.mark.parametrize(("environ", "named"), [
-    ({"SMS_MAX_PARTS": "two"}, "SMS_MAX_PARTS"),
-    ({"SMS_TIMEOUT_SECONDS": "soon"}, "SMS_TIMEOUT_SECONDS"),
-    ({"MPESA_VALIDATION_ENABLED": "maybe"}, "MPESA_VALIDATION_ENABLED"),
-    ({"SMS_ROUTES": "254=pigeon"}, "SMS_ROUTES"),
-    ({"SMS_ROUTES": "kenya=twilio"}, "SMS_ROUTES"),
-    ({"PAYGO_ENV": "staging"}, "PAYGO_ENV"),
-    ({"SMS_PROVIDER": "carrier-pigeon"}, "SMS_PROVIDER"),
-    ({"QUIET_HOURS_START": "24"}, "QUIET_HOURS_START"),
-    ({"QUIET_HOURS_END": "-1"}, "QUIET_HOURS_END"),
-    ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
-    ({"DEFAULT_COUNTRY": "Kenya"}, "DEFAULT_COUNTRY"),
-    ({"DEFAULT_TIMEZONE": "Mars/Olympus"}, "DEFAULT_TIMEZONE"),
-    ({"PUBLIC_BASE_URL": "gateway.example.org"}, "PUBLIC_BASE_URL"),
-    ({"SMS_MAX_PARTS": "0"}, "SMS_MAX_PARTS"),
-    ({"USSD_SESSION_TTL_SECONDS": "-1"}, "USSD_SESSION_TTL_SECONDS"),
-    ({"SMS_PROVIDER": "africastalking"}, "AT_USERNAME"),
-    ({"SMS_PROVIDER": "africastalking", "AT_USERNAME": "u"}, "AT_API_KEY"),
-    ({"SMS_ROUTES": "255=twilio"}, "TWILIO_ACCOUNT_SID"),
-    ({"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"},
-     "TWILIO_FROM"),
-])
-def test_a_bad_setting_is_refused_naming_the_variable(environ: dict[str, str],
-                                                      named: str) -> None:
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"SMS_MAX_PARTS": "two"}, "SMS_MAX_PARTS"),
+        ({"SMS_TIMEOUT_SECONDS": "soon"}, "SMS_TIMEOUT_SECONDS"),
+        ({"MPESA_VALIDATION_ENABLED": "maybe"}, "MPESA_VALIDATION_ENABLED"),
+        ({"SMS_ROUTES": "254=pigeon"}, "SMS_ROUTES"),
+        ({"SMS_ROUTES": "kenya=twilio"}, "SMS_ROUTES"),
+        ({"PAYGO_ENV": "staging"}, "PAYGO_ENV"),
+        ({"SMS_PROVIDER": "carrier-pigeon"}, "SMS_PROVIDER"),
+        ({"QUIET_HOURS_START": "24"}, "QUIET_HOURS_START"),
+        ({"QUIET_HOURS_END": "-1"}, "QUIET_HOURS_END"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+        ({"DEFAULT_COUNTRY": "Kenya"}, "DEFAULT_COUNTRY"),
+        ({"DEFAULT_TIMEZONE": "Mars/Olympus"}, "DEFAULT_TIMEZONE"),
+        ({"PUBLIC_BASE_URL": "gateway.example.org"}, "PUBLIC_BASE_URL"),
+        ({"SMS_MAX_PARTS": "0"}, "SMS_MAX_PARTS"),
+        ({"USSD_SESSION_TTL_SECONDS": "-1"}, "USSD_SESSION_TTL_SECONDS"),
+        ({"SMS_PROVIDER": "africastalking"}, "AT_USERNAME"),
+        ({"SMS_PROVIDER": "africastalking", "AT_USERNAME": "u"}, "AT_API_KEY"),
+        ({"SMS_ROUTES": "255=twilio"}, "TWILIO_ACCOUNT_SID"),
+        (
+            {"SMS_PROVIDER": "twilio", "TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"},
+            "TWILIO_FROM",
+        ),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_the_variable(environ: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_settings(environ=environ)
     assert caught.value.setting == named
     assert named in caught.value.message
 
 
-@pytest.mark.parametrize(("environ", "named"), [
-    ({"SECRET_KEY": "s" * 32}, "PAYGO_MASTER_KEY"),
-    ({"SECRET_KEY": "s" * 32, "PAYGO_MASTER_KEY": DEFAULT_MASTER_KEY}, "PAYGO_MASTER_KEY"),
-    ({"SECRET_KEY": "s" * 32, "PAYGO_MASTER_KEY": "  "}, "PAYGO_MASTER_KEY"),
-    ({"SECRET_KEY": "s" * 32, "PAYGO_MASTER_KEY": "short"}, "PAYGO_MASTER_KEY"),
-    ({"PAYGO_MASTER_KEY": "m" * 32}, "SECRET_KEY"),
-    ({"PAYGO_MASTER_KEY": "m" * 32, "SECRET_KEY": DEFAULT_SECRET_KEY}, "SECRET_KEY"),
-])
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"SECRET_KEY": "s" * 32}, "PAYGO_MASTER_KEY"),
+        ({"SECRET_KEY": "s" * 32, "PAYGO_MASTER_KEY": DEFAULT_MASTER_KEY}, "PAYGO_MASTER_KEY"),
+        ({"SECRET_KEY": "s" * 32, "PAYGO_MASTER_KEY": "  "}, "PAYGO_MASTER_KEY"),
+        ({"SECRET_KEY": "s" * 32, "PAYGO_MASTER_KEY": "short"}, "PAYGO_MASTER_KEY"),
+        ({"PAYGO_MASTER_KEY": "m" * 32}, "SECRET_KEY"),
+        ({"PAYGO_MASTER_KEY": "m" * 32, "SECRET_KEY": DEFAULT_SECRET_KEY}, "SECRET_KEY"),
+    ],
+)
 def test_production_refuses_a_missing_or_default_secret_and_names_it(
-        environ: dict[str, str], named: str) -> None:
+    environ: dict[str, str], named: str
+) -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_settings(environ={"PAYGO_ENV": "production", **environ})
     assert caught.value.setting == named

@@ -34,10 +34,8 @@ TWILIO_TOKEN = "twilio-auth-token-0123456789"
 TWILIO_URL = "https://gateway.example.org/sms/twilio"  # PUBLIC_BASE_URL + path
 KEYWORDS = {
     "en": {"balance": "BAL", "token": "TOKEN", "pay": "PAY", "help": "HELP", "lang": "LANG"},
-    "sw": {"balance": "SALIO", "token": "TOKENI", "pay": "LIPA", "help": "MSAADA",
-           "lang": "LUGHA"},
-    "fr": {"balance": "SOLDE", "token": "CODE", "pay": "PAYER", "help": "AIDE",
-           "lang": "LANGUE"},
+    "sw": {"balance": "SALIO", "token": "TOKENI", "pay": "LIPA", "help": "MSAADA", "lang": "LUGHA"},
+    "fr": {"balance": "SOLDE", "token": "CODE", "pay": "PAYER", "help": "AIDE", "lang": "LANGUE"},
 }
 SWITCH_TO = {"en": "sw", "sw": "fr", "fr": "en"}
 _ids = iter(range(1, 10**6))
@@ -63,16 +61,28 @@ CASES: dict[str, tuple[Callable[..., None], str, list[str]]] = {
     "unregistered": (someone_elses, STRANGER, ["{balance}", "{lang} sw"]),
     "unregistered_with_account": (someone_elses, STRANGER, ["{balance} 10000004"]),
     "bad_number": (one_account, KNOWN, ["{balance} 12345"]),
-    "lockout": (someone_elses, STRANGER, ["{token} 10000012", "{token} 10000020",
-                                          "{token} 10000036", "{token} 10000004"]),
+    "lockout": (
+        someone_elses,
+        STRANGER,
+        ["{token} 10000012", "{token} 10000020", "{token} 10000036", "{token} 10000004"],
+    ),
     "nothing_known": (nobody, STRANGER, ["{help}"]),
 }
 
 
 def send_at(app: Flask, phone: str, text: str, message_id: str | None = None) -> Any:
-    response = app.test_client().post(AT, data={
-        "from": phone, "to": "21345", "text": text, "date": "2026-11-20 10:15:02",
-        "id": message_id or f"at-{next(_ids)}", "linkId": "", "networkCode": "63902"})
+    response = app.test_client().post(
+        AT,
+        data={
+            "from": phone,
+            "to": "21345",
+            "text": text,
+            "date": "2026-11-20 10:15:02",
+            "id": message_id or f"at-{next(_ids)}",
+            "linkId": "",
+            "networkCode": "63902",
+        },
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()
 
@@ -86,9 +96,9 @@ def reply_body(app: Flask, message_id: int) -> str:
 
 @pytest.mark.parametrize("lang", ["en", "sw", "fr"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_command_matches_its_transcript(make_app: Callable[..., Flask],
-                                              request: pytest.FixtureRequest,
-                                              case: str, lang: str) -> None:
+def test_every_command_matches_its_transcript(
+    make_app: Callable[..., Flask], request: pytest.FixtureRequest, case: str, lang: str
+) -> None:
     arrange, phone, messages = CASES[case]
     app = ussd_app(make_app, "en")
     with gw(app).db.session() as session:
@@ -104,8 +114,10 @@ def test_every_command_matches_its_transcript(make_app: Callable[..., Flask],
 
 # Africa's Talking ---------------------------------------------------------------------------
 
-def test_the_providers_sample_gets_a_reply_in_the_outbox(app: Flask, session: Session,
-                                                         shared_dir: Path) -> None:
+
+def test_the_providers_sample_gets_a_reply_in_the_outbox(
+    app: Flask, session: Session, shared_dir: Path
+) -> None:
     sample = json.loads((shared_dir / "providers" / "at_sms_inbound.json").read_text())["body"]
     one_account(session, gw(app), "en")
     response = app.test_client().post(AT, data={**sample, "text": "bal 10000004"})
@@ -125,10 +137,12 @@ def test_a_replayed_message_is_answered_once(app: Flask, session: Session) -> No
     assert len(session.exec(select(OutboundMessage)).all()) == 1
 
 
-@pytest.mark.parametrize("text", [" bal ", "Bal", "b a l", "BAL10000004", "bal 1000 0004",
-                                  "salio", "SoLdE"])
-def test_commands_ignore_case_and_spaces_in_every_language(app: Flask, session: Session,
-                                                           text: str) -> None:
+@pytest.mark.parametrize(
+    "text", [" bal ", "Bal", "b a l", "BAL10000004", "bal 1000 0004", "salio", "SoLdE"]
+)
+def test_commands_ignore_case_and_spaces_in_every_language(
+    app: Flask, session: Session, text: str
+) -> None:
     set_clock(app, NOW)
     one_account(session, gw(app), "en")
     body = reply_body(app, send_at(app, KNOWN, text)["message_id"])
@@ -145,15 +159,19 @@ def test_the_language_command_is_remembered(app: Flask, session: Session) -> Non
     assert reply_body(app, send_at(app, KNOWN, "BAL")["message_id"]).startswith("Akaunti")
 
 
-@pytest.mark.parametrize(("form", "field"), [
-    ({"text": "BAL", "id": "a1"}, "from"),
-    ({"from": KNOWN, "text": "BAL"}, "id"),
-    ({"from": "12", "text": "BAL", "id": "a2"}, "phone"),
-    ({"from": "+2547" + "1" * 80, "text": "BAL", "id": "a3"}, "from"),
-    ({"from": KNOWN, "text": "BAL", "id": "i" * 300}, "id"),
-])
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"text": "BAL", "id": "a1"}, "from"),
+        ({"from": KNOWN, "text": "BAL"}, "id"),
+        ({"from": "12", "text": "BAL", "id": "a2"}, "phone"),
+        ({"from": "+2547" + "1" * 80, "text": "BAL", "id": "a3"}, "from"),
+        ({"from": KNOWN, "text": "BAL", "id": "i" * 300}, "id"),
+    ],
+)
 def test_a_malformed_inbound_message_gets_a_clear_error_and_no_reply(
-        app: Flask, session: Session, form: dict[str, str], field: str) -> None:
+    app: Flask, session: Session, form: dict[str, str], field: str
+) -> None:
     response = app.test_client().post(AT, data=form)
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_input"
@@ -162,7 +180,8 @@ def test_a_malformed_inbound_message_gets_a_clear_error_and_no_reply(
 
 
 def test_a_huge_message_gets_the_help_text_and_a_huge_body_a_clear_error(
-        app: Flask, session: Session) -> None:
+    app: Flask, session: Session
+) -> None:
     one_account(session, gw(app), "en")
     body = reply_body(app, send_at(app, KNOWN, "x" * 50_000)["message_id"])
     assert body.startswith("SunPower: send BAL for your balance")
@@ -172,13 +191,21 @@ def test_a_huge_message_gets_the_help_text_and_a_huge_body_a_clear_error(
 
 # Twilio --------------------------------------------------------------------------------------
 
+
 def twilio_app(make_app: Callable[..., Flask], **overrides: Any) -> Flask:
     return ussd_app(make_app, twilio_auth_token=TWILIO_TOKEN, **overrides)
 
 
 def twilio_form(body: str = "TOKEN", sid: str = "SM0001") -> dict[str, str]:
-    return {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC0123", "From": KNOWN,
-            "To": "+15005550006", "Body": body, "NumMedia": "0"}
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC0123",
+        "From": KNOWN,
+        "To": "+15005550006",
+        "Body": body,
+        "NumMedia": "0",
+    }
 
 
 def signed(form: dict[str, str], url: str = TWILIO_URL, token: str = TWILIO_TOKEN) -> str:
@@ -186,7 +213,8 @@ def signed(form: dict[str, str], url: str = TWILIO_URL, token: str = TWILIO_TOKE
 
 
 def test_a_signed_twilio_message_gets_the_reply_as_twiml_once(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     app = twilio_app(make_app)
     with gw(app).db.session() as session:
         with_tokens(session, gw(app), "en")
@@ -195,27 +223,34 @@ def test_a_signed_twilio_message_gets_the_reply_as_twiml_once(
     response = app.test_client().post(TWILIO, data=form, headers=headers)
     assert response.status_code == 200 and response.mimetype == "application/xml"
     xml = response.get_data(as_text=True)
-    assert "<Message>Account 10000004, token of 20/11/2026 (12 days): 481 481 468</Message>" \
-        in xml
+    assert "<Message>Account 10000004, token of 20/11/2026 (12 days): 481 481 468</Message>" in xml
     replay = app.test_client().post(TWILIO, data=form, headers=headers)
     assert replay.status_code == 200 and "<Message>" not in replay.get_data(as_text=True)
     with gw(app).db.session() as session:
         message = session.exec(select(OutboundMessage)).one()
     # Twilio sends the TwiML reply itself: the outbox records it as sent, not to send.
     assert (message.status, message.provider, message.recipient) == (
-        MessageStatus.SENT, "twilio", KNOWN)
+        MessageStatus.SENT,
+        "twilio",
+        KNOWN,
+    )
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"X-Twilio-Signature": ""},
-    {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},
-    {"X-Twilio-Signature": signed(twilio_form(), url="http://localhost/sms/twilio")},
-    {"X-Twilio-Signature": signed(twilio_form(), token="another-token")},
-    {"X-Twilio-Signature": signed(twilio_form(body="BAL"))},
-], ids=["missing", "empty", "garbage", "other-url", "other-token", "other-body"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Twilio-Signature": ""},
+        {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},
+        {"X-Twilio-Signature": signed(twilio_form(), url="http://localhost/sms/twilio")},
+        {"X-Twilio-Signature": signed(twilio_form(), token="another-token")},
+        {"X-Twilio-Signature": signed(twilio_form(body="BAL"))},
+    ],
+    ids=["missing", "empty", "garbage", "other-url", "other-token", "other-body"],
+)
 def test_a_missing_or_wrong_twilio_signature_is_refused_and_nothing_happens(
-        make_app: Callable[..., Flask], headers: dict[str, str]) -> None:
+    make_app: Callable[..., Flask], headers: dict[str, str]
+) -> None:
     app = twilio_app(make_app)
     with gw(app).db.session() as session:
         one_account(session, gw(app), "en")
@@ -227,28 +262,32 @@ def test_a_missing_or_wrong_twilio_signature_is_refused_and_nothing_happens(
 
 def test_twilio_is_refused_when_no_auth_token_is_configured(app: Flask) -> None:
     form = twilio_form()
-    response = app.test_client().post(TWILIO, data=form,
-                                      headers={"X-Twilio-Signature": signed(form)})
+    response = app.test_client().post(
+        TWILIO, data=form, headers={"X-Twilio-Signature": signed(form)}
+    )
     assert response.status_code == 403
 
 
 def test_a_signed_twilio_message_without_a_sender_gets_a_clear_error(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     app = twilio_app(make_app)
     form = {k: v for k, v in twilio_form().items() if k != "From"}
-    response = app.test_client().post(TWILIO, data=form,
-                                      headers={"X-Twilio-Signature": signed(form)})
+    response = app.test_client().post(
+        TWILIO, data=form, headers={"X-Twilio-Signature": signed(form)}
+    )
     assert response.status_code == 400 and "From" in response.get_json()["message"]
 
 
-
 def test_a_signed_twilio_message_of_huge_text_gets_the_help_text(
-        make_app: Callable[..., Flask]) -> None:
+    make_app: Callable[..., Flask],
+) -> None:
     app = twilio_app(make_app)
     with gw(app).db.session() as session:
         one_account(session, gw(app), "en")
     form = twilio_form(body="?" * 20_000)
-    response = app.test_client().post(TWILIO, data=form,
-                                      headers={"X-Twilio-Signature": signed(form)})
+    response = app.test_client().post(
+        TWILIO, data=form, headers={"X-Twilio-Signature": signed(form)}
+    )
     assert response.status_code == 200
     assert "<Message>SunPower: send BAL for your balance" in response.get_data(as_text=True)

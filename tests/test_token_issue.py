@@ -45,16 +45,28 @@ def boxes(session: Session, gateway: Gateway) -> Boxes:
 
 def _issue_one(gateway: Gateway, device_id: int, reason: str) -> None:
     with gateway.db.transaction() as session:
-        issue_token(session=session, keys=gateway.keys, device_id=device_id,
-                    kind=TokenKind.ADD_TIME, steps=1, reason=reason)
+        issue_token(
+            session=session,
+            keys=gateway.keys,
+            device_id=device_id,
+            kind=TokenKind.ADD_TIME,
+            steps=1,
+            reason=reason,
+        )
 
 
 def _pay_one(gateway: Gateway, account_id: int, amount: int) -> None:
     with gateway.db.transaction() as session:
         account = session.get(Account, account_id)
         assert account is not None
-        record_manual_payment(session=session, keys=gateway.keys, account=account,
-                              amount=amount, actor="cashier", now=NOW)
+        record_manual_payment(
+            session=session,
+            keys=gateway.keys,
+            account=account,
+            amount=amount,
+            actor="cashier",
+            now=NOW,
+        )
 
 
 def _issue_in_process(database_url: str, device_id: int, n: int, tag: str) -> None:
@@ -67,14 +79,30 @@ def _issue_in_process(database_url: str, device_id: int, n: int, tag: str) -> No
 
 def _stored_tokens(session: Session, device_id: int) -> list[Token]:
     session.expire_all()
-    return list(session.exec(select(Token).where(Token.device_id == device_id)
-                             .order_by(col(Token.count))))
+    return list(
+        session.exec(select(Token).where(Token.device_id == device_id).order_by(col(Token.count)))
+    )
 
 
-def _operator(session: Session, gateway: Gateway, account: Account, kind: TokenKind,
-              days: int | None = None, now: datetime = NOW, reason: str = "test") -> list[Token]:
-    tokens = operator_token(session=session, keys=gateway.keys, account=account, kind=kind,
-                            days=days, reason=reason, actor="ops", now=now)
+def _operator(
+    session: Session,
+    gateway: Gateway,
+    account: Account,
+    kind: TokenKind,
+    days: int | None = None,
+    now: datetime = NOW,
+    reason: str = "test",
+) -> list[Token]:
+    tokens = operator_token(
+        session=session,
+        keys=gateway.keys,
+        account=account,
+        kind=kind,
+        days=days,
+        reason=reason,
+        actor="ops",
+        now=now,
+    )
     session.commit()
     return tokens
 
@@ -88,10 +116,13 @@ def _run_threads(targets: list[threading.Thread]) -> None:
 
 # The count advances atomically -----------------------------------------------------------
 
-def test_concurrent_threads_get_distinct_counts_the_box_accepts(session: Session,
-                                                                gateway: Gateway) -> None:
+
+def test_concurrent_threads_get_distinct_counts_the_box_accepts(
+    session: Session, gateway: Gateway
+) -> None:
     device = make_device(session, gateway)
     session.commit()
+
     def issue_five(tag: str) -> None:
         for _ in range(5):
             _issue_one(gateway, device.id or 0, tag)
@@ -104,12 +135,15 @@ def test_concurrent_threads_get_distinct_counts_the_box_accepts(session: Session
 
 
 def test_concurrent_processes_get_distinct_counts_the_box_accepts(
-        session: Session, gateway: Gateway, database_url: str) -> None:
+    session: Session, gateway: Gateway, database_url: str
+) -> None:
     device = make_device(session, gateway)
     session.commit()
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_issue_in_process,
-                           args=(database_url, device.id, 6, f"p{i}")) for i in range(3)]
+    workers = [
+        ctx.Process(target=_issue_in_process, args=(database_url, device.id, 6, f"p{i}"))
+        for i in range(3)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -123,9 +157,11 @@ def test_concurrent_processes_get_distinct_counts_the_box_accepts(
 
 
 def test_concurrent_payments_to_one_account_each_get_their_own_count_and_days(
-        session: Session, gateway: Gateway, boxes: Boxes) -> None:
+    session: Session, gateway: Gateway, boxes: Boxes
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=1000))
     session.commit()
+
     def pay_three() -> None:
         for _ in range(3):
             _pay_one(gateway, account.id or 0, 1000)
@@ -141,34 +177,49 @@ def test_concurrent_payments_to_one_account_each_get_their_own_count_and_days(
     assert boxes.keypad(account.device_id).days_left == 18
 
 
-def test_a_stale_copy_of_the_device_in_memory_never_reuses_a_count(session: Session,
-                                                                   gateway: Gateway) -> None:
+def test_a_stale_copy_of_the_device_in_memory_never_reuses_a_count(
+    session: Session, gateway: Gateway
+) -> None:
     device = make_device(session, gateway)
     session.commit()
     stale = session.get(Device, device.id)
     assert stale is not None and stale.token_count == 0
     _issue_one(gateway, device.id or 0, "elsewhere")  # another transaction: count 2
-    [token] = issue_token(session=session, keys=gateway.keys, device_id=device.id or 0,
-                          kind=TokenKind.ADD_TIME, steps=1, reason="here")
+    [token] = issue_token(
+        session=session,
+        keys=gateway.keys,
+        device_id=device.id or 0,
+        kind=TokenKind.ADD_TIME,
+        steps=1,
+        reason="here",
+    )
     session.commit()
     assert token.count == 4 and stale.token_count == 4
 
 
-def test_the_database_refuses_two_tokens_on_one_count(session: Session,
-                                                      gateway: Gateway) -> None:
+def test_the_database_refuses_two_tokens_on_one_count(session: Session, gateway: Gateway) -> None:
     device = make_device(session, gateway)
     session.commit()
     _issue_one(gateway, device.id or 0, "first")
     stored = _stored_tokens(session, device.id or 0)[0]
-    session.add(Token(device_id=device.id or 0, count=stored.count, type=TokenKind.ADD_TIME,
-                      code="000000000", value_raw=1, days=1))
+    session.add(
+        Token(
+            device_id=device.id or 0,
+            count=stored.count,
+            type=TokenKind.ADD_TIME,
+            code="000000000",
+            value_raw=1,
+            days=1,
+        )
+    )
     with pytest.raises(IntegrityError):
         session.commit()
     session.rollback()
 
 
-def test_a_second_code_from_the_same_count_is_rejected_by_the_box(session: Session,
-                                                                  gateway: Gateway) -> None:
+def test_a_second_code_from_the_same_count_is_rejected_by_the_box(
+    session: Session, gateway: Gateway
+) -> None:
     """Why the count must advance atomically: a reused count is a rejected code."""
     device = make_device(session, gateway)
     session.commit()
@@ -181,7 +232,8 @@ def test_a_second_code_from_the_same_count_is_rejected_by_the_box(session: Sessi
 
 
 def test_older_add_time_codes_are_accepted_in_any_order_the_standard_allows(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     device = make_device(session, gateway)
     session.commit()
     for i in range(8):
@@ -197,16 +249,25 @@ def test_older_add_time_codes_are_accepted_in_any_order_the_standard_allows(
 
 # Every token is stored with the count, before any message -------------------------------
 
+
 def test_a_token_is_stored_with_its_payment_in_the_transaction_that_advances_the_count(
-        session: Session, gateway: Gateway, boxes: Boxes) -> None:
+    session: Session, gateway: Gateway, boxes: Boxes
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=1000))
     session.commit()
     account_id, device_id = account.id or 0, account.device_id
     with pytest.raises(RuntimeError), gateway.db.transaction() as s:
         held = s.get(Account, account_id)
         assert held is not None
-        record_manual_payment(session=s, keys=gateway.keys, account=held, amount=5000,
-                              actor="cashier", now=NOW, reference="R1")
+        record_manual_payment(
+            session=s,
+            keys=gateway.keys,
+            account=held,
+            amount=5000,
+            actor="cashier",
+            now=NOW,
+            reference="R1",
+        )
         raise RuntimeError("the process dies before the commit")
     session.expire_all()
     device = session.get(Device, device_id)
@@ -217,21 +278,28 @@ def test_a_token_is_stored_with_its_payment_in_the_transaction_that_advances_the
     _pay_one(gateway, account_id, 5000)
     [token] = _stored_tokens(session, device_id)
     payment = session.exec(select(Payment)).one()
-    assert (token.device_id, token.count, token.type, token.value_raw, token.reason,
-            token.payment_id, token.account_id) == (
-        device_id, 2, TokenKind.ADD_TIME, 5, "payment", payment.id, account_id)
+    assert (
+        token.device_id,
+        token.count,
+        token.type,
+        token.value_raw,
+        token.reason,
+        token.payment_id,
+        token.account_id,
+    ) == (device_id, 2, TokenKind.ADD_TIME, 5, "payment", payment.id, account_id)
     message = session.exec(select(OutboundMessage)).one()
     assert format_code(token.code) in message.body and message.payment_id == payment.id
     boxes.type([token])
 
 
-def test_resending_returns_the_stored_code_and_burns_no_count(session: Session,
-                                                              gateway: Gateway,
-                                                              boxes: Boxes) -> None:
+def test_resending_returns_the_stored_code_and_burns_no_count(
+    session: Session, gateway: Gateway, boxes: Boxes
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=1000))
     session.commit()
-    result = record_manual_payment(session=session, keys=gateway.keys, account=account,
-                                   amount=5000, actor="t", now=NOW)
+    result = record_manual_payment(
+        session=session, keys=gateway.keys, account=account, amount=5000, actor="t", now=NOW
+    )
     session.commit()
     device = session.get(Device, account.device_id)
     assert device is not None
@@ -245,8 +313,10 @@ def test_resending_returns_the_stored_code_and_burns_no_count(session: Session,
 
 # Drift: the box rejects codes more than 64 counts past its own ---------------------------
 
+
 def test_drift_warning_names_the_recovery_when_unentered_tokens_pile_up(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=100))
     session.commit()
     for i in range(20):
@@ -261,7 +331,8 @@ def test_drift_warning_names_the_recovery_when_unentered_tokens_pile_up(
 
 
 def test_drift_warning_never_comes_later_than_a_set_time_can_still_reach_the_box(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     account = make_account(session, gateway)
     session.commit()
     for i in range(31):
@@ -276,15 +347,23 @@ def test_drift_warning_never_comes_later_than_a_set_time_can_still_reach_the_box
     assert keypad.enter(recovery.code).accepted and keypad.days_left == 4
 
 
-def test_set_time_recovery_carries_the_servers_remaining_days(session: Session,
-                                                              gateway: Gateway) -> None:
+def test_set_time_recovery_carries_the_servers_remaining_days(
+    session: Session, gateway: Gateway
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=1000))
     session.commit()
-    record_manual_payment(session=session, keys=gateway.keys, account=account, amount=10000,
-                          actor="t", now=NOW)
+    record_manual_payment(
+        session=session, keys=gateway.keys, account=account, amount=10000, actor="t", now=NOW
+    )
     session.commit()
-    tokens = _operator(session, gateway, account, TokenKind.SET_TIME, reason="box lost count",
-                       now=NOW + timedelta(days=3, hours=1))
+    tokens = _operator(
+        session,
+        gateway,
+        account,
+        TokenKind.SET_TIME,
+        reason="box lost count",
+        now=NOW + timedelta(days=3, hours=1),
+    )
     assert tokens[0].type == TokenKind.SET_TIME and tokens[0].days == 7
     device = session.get(Device, account.device_id)
     assert device is not None
@@ -296,13 +375,16 @@ def test_set_time_recovery_carries_the_servers_remaining_days(session: Session,
 
 
 def test_set_time_recovery_is_as_precise_as_the_devices_time_divider(
-        session: Session, gateway: Gateway, boxes: Boxes) -> None:
+    session: Session, gateway: Gateway, boxes: Boxes
+) -> None:
     device = make_device(session, gateway, time_divider=24)  # hours
-    account = make_account(session, gateway, device=device,
-                           plan=make_plan(session, price_per_day=2400))
+    account = make_account(
+        session, gateway, device=device, plan=make_plan(session, price_per_day=2400)
+    )
     session.commit()
-    paid = record_manual_payment(session=session, keys=gateway.keys, account=account,
-                                 amount=24000, actor="t", now=NOW)
+    paid = record_manual_payment(
+        session=session, keys=gateway.keys, account=account, amount=24000, actor="t", now=NOW
+    )
     session.commit()
     boxes.type(paid.tokens)
     later = NOW + timedelta(days=3, hours=1, seconds=20)  # 6 days 22 h 59 min 40 s left
@@ -315,12 +397,14 @@ def test_set_time_recovery_is_as_precise_as_the_devices_time_divider(
 
 
 def test_a_box_too_far_behind_for_set_time_is_recovered_with_counter_sync(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=1000))
     session.commit()
     for _ in range(35):  # 35 daily codes the customer never typed: count 70
-        record_manual_payment(session=session, keys=gateway.keys, account=account,
-                              amount=1000, actor="t", now=NOW)
+        record_manual_payment(
+            session=session, keys=gateway.keys, account=account, amount=1000, actor="t", now=NOW
+        )
     session.commit()
     view = account_view(session=session, account=account, now=NOW)
     assert "--type sync" in view["warnings"][0]
@@ -337,7 +421,8 @@ def test_a_box_too_far_behind_for_set_time_is_recovered_with_counter_sync(
 
 
 def test_a_box_out_of_reach_of_every_code_is_reported_for_a_technician(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     device = make_device(session, gateway, extended=True)  # extended: sync reaches 64 too
     account = make_account(session, gateway, device=device)
     session.commit()
@@ -350,19 +435,33 @@ def test_a_box_out_of_reach_of_every_code_is_reported_for_a_technician(
 
 # Operator tokens -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("divider", "restricted", "extended", "length"), [
-    (1, False, False, 9), (4, True, False, 15), (1, False, True, 12), (24, True, True, 20)])
+
+@pytest.mark.parametrize(
+    ("divider", "restricted", "extended", "length"),
+    [(1, False, False, 9), (4, True, False, 15), (1, False, True, 12), (24, True, True, 20)],
+)
 def test_operator_tokens_of_every_type_honour_divider_restricted_and_extended_modes(
-        session: Session, gateway: Gateway, boxes: Boxes, divider: int, restricted: bool,
-        extended: bool, length: int) -> None:
-    device = make_device(session, gateway, time_divider=divider, restricted=restricted,
-                         extended=extended)
+    session: Session,
+    gateway: Gateway,
+    boxes: Boxes,
+    divider: int,
+    restricted: bool,
+    extended: bool,
+    length: int,
+) -> None:
+    device = make_device(
+        session, gateway, time_divider=divider, restricted=restricted, extended=extended
+    )
     account = make_account(session, gateway, device=device)
     session.commit()
     keypad = boxes.keypad(device.id or 0)
-    steps = [(TokenKind.ADD_TIME, 3, 3.0, True), (TokenKind.SET_TIME, 2, 2.0, True),
-             (TokenKind.COUNTER_SYNC, None, 2.0, True),
-             (TokenKind.DISABLE_PAYG, None, 2.0, False), (TokenKind.SET_TIME, 1, 1.0, True)]
+    steps = [
+        (TokenKind.ADD_TIME, 3, 3.0, True),
+        (TokenKind.SET_TIME, 2, 2.0, True),
+        (TokenKind.COUNTER_SYNC, None, 2.0, True),
+        (TokenKind.DISABLE_PAYG, None, 2.0, False),
+        (TokenKind.SET_TIME, 1, 1.0, True),
+    ]
     for kind, days, days_left, payg in steps:
         [token] = _operator(session, gateway, account, kind, days=days)
         assert len(token.code) == length and token.type == kind
@@ -370,30 +469,33 @@ def test_operator_tokens_of_every_type_honour_divider_restricted_and_extended_mo
         assert result.kind is kind
         assert (keypad.days_left, keypad.payg_enabled) == (days_left, payg)
     if restricted:
-        assert set("".join(t.code for t in _stored_tokens(session, device.id or 0))) <= set(
-            "1234")
+        assert set("".join(t.code for t in _stored_tokens(session, device.id or 0))) <= set("1234")
 
 
 def test_set_time_over_995_days_on_a_standard_device_becomes_codes_the_box_adds_up(
-        session: Session, gateway: Gateway, boxes: Boxes) -> None:
+    session: Session, gateway: Gateway, boxes: Boxes
+) -> None:
     device = make_device(session, gateway, time_divider=4)
     account = make_account(session, gateway, device=device)
     session.commit()
     boxes.type(_operator(session, gateway, account, TokenKind.ADD_TIME, days=10))
     tokens = _operator(session, gateway, account, TokenKind.SET_TIME, days=600)
     assert [(t.type, t.value_raw) for t in tokens] == [
-        (TokenKind.SET_TIME, 995), (TokenKind.ADD_TIME, 995), (TokenKind.ADD_TIME, 410)]
+        (TokenKind.SET_TIME, 995),
+        (TokenKind.ADD_TIME, 995),
+        (TokenKind.ADD_TIME, 410),
+    ]
     boxes.type(tokens)
     assert boxes.keypad(account.device_id).days_left == 600  # set, not added to the 10
     session.refresh(account)
     assert account.credit_until == NOW + timedelta(days=600)
-    body = session.exec(select(OutboundMessage).order_by(col(OutboundMessage.id).desc())
-                        ).first()
+    body = session.exec(select(OutboundMessage).order_by(col(OutboundMessage.id).desc())).first()
     assert body is not None and "in this order" in body.body
 
 
 def test_an_extended_code_never_carries_the_values_a_box_reads_as_disable_or_sync(
-        session: Session, gateway: Gateway, boxes: Boxes) -> None:
+    session: Session, gateway: Gateway, boxes: Boxes
+) -> None:
     device = make_device(session, gateway, extended=True)
     account = make_account(session, gateway, device=device)
     session.commit()
@@ -405,16 +507,15 @@ def test_an_extended_code_never_carries_the_values_a_box_reads_as_disable_or_syn
         assert keypad.payg_enabled and keypad.days_left == days
 
 
-def test_operator_moves_a_box_out_of_payg_and_back_in_audited(session: Session,
-                                                              gateway: Gateway,
-                                                              boxes: Boxes) -> None:
+def test_operator_moves_a_box_out_of_payg_and_back_in_audited(
+    session: Session, gateway: Gateway, boxes: Boxes
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=1000))
     session.commit()
     out = _operator(session, gateway, account, TokenKind.DISABLE_PAYG, reason="loan forgiven")
     session.refresh(account)
     assert account.status == AccountStatus.PAID_OFF
-    back = _operator(session, gateway, account, TokenKind.SET_TIME, days=5,
-                     reason="sold again")
+    back = _operator(session, gateway, account, TokenKind.SET_TIME, days=5, reason="sold again")
     session.refresh(account)
     assert account.status == AccountStatus.ACTIVE and account.paid_off_at is None
     keypad = boxes.keypad(account.device_id)
@@ -424,20 +525,29 @@ def test_operator_moves_a_box_out_of_payg_and_back_in_audited(session: Session,
     assert keypad.payg_enabled is True and keypad.days_left == 5
     audit = session.exec(select(AuditLog).order_by(col(AuditLog.id))).all()
     assert [(a.action, json.loads(a.detail)["reason"], a.actor) for a in audit] == [
-        ("token.disable_payg", "loan forgiven", "ops"), ("token.set_time", "sold again", "ops")]
+        ("token.disable_payg", "loan forgiven", "ops"),
+        ("token.set_time", "sold again", "ops"),
+    ]
 
 
 def test_after_disable_then_set_back_into_payg_payments_give_codes_the_box_takes(
-        session: Session, gateway: Gateway, boxes: Boxes) -> None:
-    account = make_account(session, gateway, plan=make_plan(
-        session, price_per_day=1000, deposit=5000, deposit_days=1, total_price=100000))
+    session: Session, gateway: Gateway, boxes: Boxes
+) -> None:
+    account = make_account(
+        session,
+        gateway,
+        plan=make_plan(
+            session, price_per_day=1000, deposit=5000, deposit_days=1, total_price=100000
+        ),
+    )
     session.commit()
     boxes.type(_operator(session, gateway, account, TokenKind.DISABLE_PAYG, reason="mistake"))
     boxes.type(_operator(session, gateway, account, TokenKind.SET_TIME, days=2, reason="undo"))
     session.refresh(account)
     assert account.status == AccountStatus.PENDING_DEPOSIT  # the deposit is still unpaid
-    result = record_manual_payment(session=session, keys=gateway.keys, account=account,
-                                   amount=8000, actor="cashier", now=NOW)
+    result = record_manual_payment(
+        session=session, keys=gateway.keys, account=account, amount=8000, actor="cashier", now=NOW
+    )
     session.commit()
     boxes.type(result.tokens)
     session.refresh(account)
@@ -448,22 +558,44 @@ def test_after_disable_then_set_back_into_payg_payments_give_codes_the_box_takes
     assert account.credit_until == NOW + timedelta(days=6)
 
 
-@pytest.mark.parametrize(("kind", "days", "error"), [
-    (TokenKind.ADD_TIME, None, InvalidInput), (TokenKind.ADD_TIME, 0, InvalidInput),
-    (TokenKind.SET_TIME, -1, InvalidInput), (TokenKind.DISABLE_PAYG, 3, InvalidInput),
-    (TokenKind.COUNTER_SYNC, 3, InvalidInput)])
+@pytest.mark.parametrize(
+    ("kind", "days", "error"),
+    [
+        (TokenKind.ADD_TIME, None, InvalidInput),
+        (TokenKind.ADD_TIME, 0, InvalidInput),
+        (TokenKind.SET_TIME, -1, InvalidInput),
+        (TokenKind.DISABLE_PAYG, 3, InvalidInput),
+        (TokenKind.COUNTER_SYNC, 3, InvalidInput),
+    ],
+)
 def test_operator_tokens_refuse_what_a_box_cannot_use_and_spend_no_count(
-        session: Session, gateway: Gateway, kind: TokenKind, days: int | None,
-        error: type[GatewayError]) -> None:
+    session: Session, gateway: Gateway, kind: TokenKind, days: int | None, error: type[GatewayError]
+) -> None:
     account = make_account(session, gateway)
     session.commit()
     with pytest.raises(error):
-        operator_token(session=session, keys=gateway.keys, account=account, kind=kind,
-                       days=days, reason="x", actor="ops", now=NOW)
+        operator_token(
+            session=session,
+            keys=gateway.keys,
+            account=account,
+            kind=kind,
+            days=days,
+            reason="x",
+            actor="ops",
+            now=NOW,
+        )
     session.rollback()
     with pytest.raises(InvalidInput, match="reason"):
-        operator_token(session=session, keys=gateway.keys, account=account,
-                       kind=TokenKind.SET_TIME, days=1, reason="  ", actor="ops", now=NOW)
+        operator_token(
+            session=session,
+            keys=gateway.keys,
+            account=account,
+            kind=TokenKind.SET_TIME,
+            days=1,
+            reason="  ",
+            actor="ops",
+            now=NOW,
+        )
     session.rollback()
     assert session.exec(select(Token)).all() == []
 
@@ -480,7 +612,8 @@ def test_add_time_on_a_box_out_of_payg_is_refused(session: Session, gateway: Gat
 
 @pytest.mark.parametrize("status", [AccountStatus.REPOSSESSED, AccountStatus.CLOSED])
 def test_no_operator_code_goes_to_the_box_of_a_repossessed_or_closed_account(
-        session: Session, gateway: Gateway, status: AccountStatus) -> None:
+    session: Session, gateway: Gateway, status: AccountStatus
+) -> None:
     account = make_account(session, gateway)
     account.status = status
     session.add(account)

@@ -61,8 +61,10 @@ def typed(keypad: Keypad, data: dict[str, Any]) -> None:
 
 # paygo payments record -------------------------------------------------------------------
 
+
 def test_payments_record_prints_the_token_code_and_the_days_it_gives(
-        session: Session, gateway: Gateway, runner: FlaskCliRunner) -> None:
+    session: Session, gateway: Gateway, runner: FlaskCliRunner
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=5000))
     session.commit()
     keypad = box(session, gateway, account)
@@ -78,10 +80,20 @@ def test_payments_record_prints_the_token_code_and_the_days_it_gives(
 
 
 def test_payments_record_reports_deposit_minimum_pay_off_and_refund(
-        session: Session, gateway: Gateway, runner: FlaskCliRunner) -> None:
-    account = make_account(session, gateway, plan=make_plan(
-        session, price_per_day=5000, deposit=100000, deposit_days=7, min_payment=10000,
-        total_price=200000))
+    session: Session, gateway: Gateway, runner: FlaskCliRunner
+) -> None:
+    account = make_account(
+        session,
+        gateway,
+        plan=make_plan(
+            session,
+            price_per_day=5000,
+            deposit=100000,
+            deposit_days=7,
+            min_payment=10000,
+            total_price=200000,
+        ),
+    )
     session.commit()
     keypad = box(session, gateway, account)
     deposit = record(runner, account.number, "600")
@@ -101,7 +113,8 @@ def test_payments_record_reports_deposit_minimum_pay_off_and_refund(
 
 
 def test_payments_record_twice_with_one_reference_credits_once(
-        session: Session, gateway: Gateway, runner: FlaskCliRunner) -> None:
+    session: Session, gateway: Gateway, runner: FlaskCliRunner
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=5000))
     session.commit()
     first = record(runner, account.number, "100", "--reference", "RCPT-7")
@@ -117,7 +130,8 @@ def test_payments_record_twice_with_one_reference_credits_once(
 
 @pytest.mark.parametrize("amount", ["abc", "-5", "0", "1.234", "1e3"])
 def test_payments_record_refuses_a_bad_amount_and_stores_nothing(
-        session: Session, gateway: Gateway, runner: FlaskCliRunner, amount: str) -> None:
+    session: Session, gateway: Gateway, runner: FlaskCliRunner, amount: str
+) -> None:
     account = make_account(session, gateway)
     session.commit()
     result = runner.invoke(record_payment, [account.number, amount])
@@ -131,7 +145,8 @@ def test_payments_record_refuses_a_bad_amount_and_stores_nothing(
 
 
 def test_recording_one_receipt_from_several_tills_at_once_credits_it_once(
-        session: Session, gateway: Gateway) -> None:
+    session: Session, gateway: Gateway
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=5000))
     session.commit()
     errors: list[BaseException] = []
@@ -141,9 +156,15 @@ def test_recording_one_receipt_from_several_tills_at_once_credits_it_once(
             with gateway.db.transaction() as s:
                 held = s.get(Account, account.id)
                 assert held is not None
-                record_manual_payment(session=s, keys=gateway.keys, account=held,
-                                      amount=10000, actor="till", now=utcnow(),
-                                      reference="SHARED-1")
+                record_manual_payment(
+                    session=s,
+                    keys=gateway.keys,
+                    account=held,
+                    amount=10000,
+                    actor="till",
+                    now=utcnow(),
+                    reference="SHARED-1",
+                )
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
@@ -161,10 +182,12 @@ def test_recording_one_receipt_from_several_tills_at_once_credits_it_once(
 
 
 def test_part_days_on_a_time_divider_box_are_shown_exactly(
-        session: Session, gateway: Gateway, runner: FlaskCliRunner) -> None:
+    session: Session, gateway: Gateway, runner: FlaskCliRunner
+) -> None:
     device = make_device(session, gateway, time_divider=4)
-    account = make_account(session, gateway, device=device,
-                           plan=make_plan(session, price_per_day=4000))
+    account = make_account(
+        session, gateway, device=device, plan=make_plan(session, price_per_day=4000)
+    )
     session.commit()
     data = record(runner, account.number, "70")
     assert data["days"] == 1.75 and data["tokens"][0]["days"] == 1.75
@@ -175,13 +198,15 @@ def test_part_days_on_a_time_divider_box_are_shown_exactly(
 
 
 def test_payments_record_is_credited_through_the_mobile_money_path(
-        session: Session, gateway: Gateway, runner: FlaskCliRunner) -> None:
+    session: Session, gateway: Gateway, runner: FlaskCliRunner
+) -> None:
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=5000))
     session.commit()
     data = record(runner, account.number, "120", "--actor", "cashier-ann")
     typed(box(session, gateway, account), data)
-    actions = [(a.action, a.actor) for a in session.exec(select(AuditLog)
-                                                         .order_by(col(AuditLog.id)))]
+    actions = [
+        (a.action, a.actor) for a in session.exec(select(AuditLog).order_by(col(AuditLog.id)))
+    ]
     assert actions == [("payment.record", "cashier-ann"), ("payment.credited", "cashier-ann")]
     payment = session.exec(select(Payment)).one()
     assert (payment.provider, payment.match_rule, payment.amount) == ("manual", "manual", 12000)
@@ -189,37 +214,76 @@ def test_payments_record_is_credited_through_the_mobile_money_path(
 
 # paygo tokens issue / list -----------------------------------------------------------------
 
+
 def test_tokens_issue_prints_a_code_the_box_takes_for_every_type(
-        session: Session, gateway: Gateway, runner: FlaskCliRunner) -> None:
+    session: Session, gateway: Gateway, runner: FlaskCliRunner
+) -> None:
     device = make_device(session, gateway, time_divider=2, restricted=True)
     account = make_account(session, gateway, device=device)
     session.commit()
     keypad = box(session, gateway, account)
-    for kind, extra, days in (("add", ["--days", "3"], 3.0), ("set", ["--days", "600"], 600.0),
-                              ("sync", [], 600.0), ("disable", [], 600.0)):
-        data = run(runner, "tokens", "issue", account.number, "--type", kind, *extra,
-                   "--reason", f"{kind} test")
+    for kind, extra, days in (
+        ("add", ["--days", "3"], 3.0),
+        ("set", ["--days", "600"], 600.0),
+        ("sync", [], 600.0),
+        ("disable", [], 600.0),
+    ):
+        data = run(
+            runner,
+            "tokens",
+            "issue",
+            account.number,
+            "--type",
+            kind,
+            *extra,
+            "--reason",
+            f"{kind} test",
+        )
         assert data["token"] and data["count"] and len(data["token"]) == 15
         typed(keypad, data)
         assert keypad.days_left == days
     assert keypad.payg_enabled is False
-    human = runner.invoke(args=["tokens", "issue", account.number, "--type", "set", "--days",
-                                "2", "--reason", "back on PAYG"])
+    human = runner.invoke(
+        args=[
+            "tokens",
+            "issue",
+            account.number,
+            "--type",
+            "set",
+            "--days",
+            "2",
+            "--reason",
+            "back on PAYG",
+        ]
+    )
     assert human.exit_code == 0 and "(set_time, 2 days, count" in human.output
 
 
 def test_tokens_issue_requires_a_reason_and_a_known_account(
-        session: Session, gateway: Gateway, runner: FlaskCliRunner) -> None:
+    session: Session, gateway: Gateway, runner: FlaskCliRunner
+) -> None:
     account = make_account(session, gateway)
     session.commit()
-    missing = runner.invoke(args=["tokens", "issue", account.number, "--type", "add",
-                                  "--days", "3"])
+    missing = runner.invoke(
+        args=["tokens", "issue", account.number, "--type", "add", "--days", "3"]
+    )
     assert missing.exit_code != 0 and "--reason" in missing.output
-    no_days = runner.invoke(args=["tokens", "issue", account.number, "--type", "add",
-                                  "--reason", "goodwill"])
+    no_days = runner.invoke(
+        args=["tokens", "issue", account.number, "--type", "add", "--reason", "goodwill"]
+    )
     assert no_days.exit_code == 1 and "--days" in no_days.output
-    data = run(runner, "tokens", "issue", account.number, "--type", "add", "--days", "3",
-               "--reason", "goodwill")
+    data = run(
+        runner,
+        "tokens",
+        "issue",
+        account.number,
+        "--type",
+        "add",
+        "--days",
+        "3",
+        "--reason",
+        "goodwill",
+    )
     assert data["days"] == 3
     typed(box(session, gateway, account), data)
     bad = runner.invoke(args=["tokens", "issue", "99999999", "--type", "sync", "--reason", "x"])
@@ -227,7 +291,8 @@ def test_tokens_issue_requires_a_reason_and_a_known_account(
 
 
 def test_tokens_list_shows_the_accounts_codes_newest_first_not_a_previous_owners(
-        session: Session, gateway: Gateway, runner: FlaskCliRunner) -> None:
+    session: Session, gateway: Gateway, runner: FlaskCliRunner
+) -> None:
     old = make_account(session, gateway, plan=make_plan(session, price_per_day=5000))
     session.commit()
     assert "no tokens yet" in runner.invoke(args=["tokens", "list", old.number]).output
@@ -238,8 +303,7 @@ def test_tokens_list_shows_the_accounts_codes_newest_first_not_a_previous_owners
     assert device is not None
     device.status = DeviceStatus.REPOSSESSED
     session.add_all([old, device])
-    new = make_account(session, gateway, device=device,
-                       plan=make_plan(session, price_per_day=5000))
+    new = make_account(session, gateway, device=device, plan=make_plan(session, price_per_day=5000))
     session.commit()
     first, second = record(runner, new.number, "50"), record(runner, new.number, "150")
     typed(keypad, first)
@@ -252,15 +316,17 @@ def test_tokens_list_shows_the_accounts_codes_newest_first_not_a_previous_owners
 
 # paygo accounts show / tokens entered -----------------------------------------------------
 
-def test_accounts_show_gives_the_credit_state(session: Session, gateway: Gateway,
-                                              runner: FlaskCliRunner) -> None:
-    account = make_account(session, gateway, plan=make_plan(
-        session, price_per_day=5000, total_price=100000))
+
+def test_accounts_show_gives_the_credit_state(
+    session: Session, gateway: Gateway, runner: FlaskCliRunner
+) -> None:
+    account = make_account(
+        session, gateway, plan=make_plan(session, price_per_day=5000, total_price=100000)
+    )
     session.commit()
     typed(box(session, gateway, account), record(runner, account.number, "120"))
     shown = run(runner, "accounts", "show", account.number)
-    assert (shown["total_paid"], shown["left_to_pay"], shown["remainder"]) == (
-        12000, 88000, 2000)
+    assert (shown["total_paid"], shown["left_to_pay"], shown["remainder"]) == (12000, 88000, 2000)
     assert shown["credit_until"] and 1.9 <= shown["days_left"] <= 2.0
     human = runner.invoke(args=["accounts", "show", account.number]).output
     assert "left to pay: KES 880" in human and "remainder: KES 20" in human
@@ -270,7 +336,8 @@ def test_accounts_show_gives_the_credit_state(session: Session, gateway: Gateway
 
 
 def test_tokens_entered_records_the_box_count_and_clears_the_drift_warning(
-        session: Session, make_app: Callable[..., Flask]) -> None:
+    session: Session, make_app: Callable[..., Flask]
+) -> None:
     app = make_app(token_drift_warning=4)
     gateway: Gateway = app.extensions["paygo"]
     runner = app.test_cli_runner()
@@ -286,6 +353,5 @@ def test_tokens_entered_records_the_box_count_and_clears_the_drift_warning(
     assert done["entered_count"] == 4
     assert run(runner, "accounts", "show", number)["warnings"] == []
     with gateway.db.session() as s:
-        entry = s.exec(select(AuditLog).where(AuditLog.action == "device.count_confirmed")
-                       ).one()
+        entry = s.exec(select(AuditLog).where(AuditLog.action == "device.count_confirmed")).one()
         assert entry.actor == "tech-joe"

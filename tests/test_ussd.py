@@ -72,9 +72,9 @@ CASES: dict[str, tuple[Callable[[Session, Gateway, str], None], str, list[str]]]
 
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_menu_path_matches_its_transcript(make_app: Callable[..., Flask],
-                                                request: pytest.FixtureRequest,
-                                                case: str, lang: str) -> None:
+def test_every_menu_path_matches_its_transcript(
+    make_app: Callable[..., Flask], request: pytest.FixtureRequest, case: str, lang: str
+) -> None:
     arrange, phone, inputs = CASES[case]
     app = ussd_app(make_app, lang)
     with gw(app).db.session() as session:
@@ -87,8 +87,10 @@ def test_every_menu_path_matches_its_transcript(make_app: Callable[..., Flask],
 
 # The sample session and the reply format ----------------------------------------------------
 
+
 def test_the_providers_sample_session_gets_plain_con_and_end_replies(
-        app: Flask, session: Session, gateway: Gateway, shared_dir: Any) -> None:
+    app: Flask, session: Session, gateway: Gateway, shared_dir: Any
+) -> None:
     set_clock(app, NOW)
     made = account(session, gateway, phone="+254711000001")
     tokens(session, made, 1)
@@ -115,8 +117,9 @@ def test_free_text_may_contain_a_star(app: Flask, session: Session, gateway: Gat
     assert dialer.log[-1][1].startswith(f"END Thank you. Your ticket number is {ticket.id}.")
 
 
-def test_several_inputs_in_one_hop_are_applied_in_turn(app: Flask, session: Session,
-                                                       gateway: Gateway) -> None:
+def test_several_inputs_in_one_hop_are_applied_in_turn(
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     account(session, gateway)
     dialer = UssdDialer(app.test_client(), KNOWN)
@@ -124,8 +127,9 @@ def test_several_inputs_in_one_hop_are_applied_in_turn(app: Flask, session: Sess
     assert dialer.hop("3*500").startswith("END KES 500 buys 10 days")
 
 
-def test_many_accounts_are_paginated_without_splitting_one(app: Flask, session: Session,
-                                                           gateway: Gateway) -> None:
+def test_many_accounts_are_paginated_without_splitting_one(
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     for n in range(9):
         account(session, gateway, on=plan(session, name=f"Solar Home {n} big kit"))
@@ -134,8 +138,12 @@ def test_many_accounts_are_paginated_without_splitting_one(app: Flask, session: 
     while "\n98. " in seen[-1]:
         seen.append(dialer.answer("98"))
     assert len(seen) > 1
-    listed = [line for screen in seen for line in screen.splitlines()
-              if line[:2].rstrip(".").isdigit() and not line.startswith(("98.", "0.", "00."))]
+    listed = [
+        line
+        for screen in seen
+        for line in screen.splitlines()
+        if line[:2].rstrip(".").isdigit() and not line.startswith(("98.", "0.", "00."))
+    ]
     assert [int(line.split(".")[0]) for line in listed] == list(range(1, 10))
     assert all(line.endswith("big kit") for line in listed)  # no option cut in two
     assert dialer.answer("9").startswith("CON SunPower - account 10000085")
@@ -143,8 +151,10 @@ def test_many_accounts_are_paginated_without_splitting_one(app: Flask, session: 
 
 # Sessions ---------------------------------------------------------------------------------------
 
-def test_without_redis_the_session_lives_in_the_database(app: Flask, session: Session,
-                                                         gateway: Gateway) -> None:
+
+def test_without_redis_the_session_lives_in_the_database(
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     account(session, gateway)
     dialer = UssdDialer(app.test_client(), KNOWN)
@@ -157,7 +167,8 @@ def test_without_redis_the_session_lives_in_the_database(app: Flask, session: Se
 
 
 def test_with_redis_the_session_lives_in_redis_with_a_ttl(
-        redis_app: Flask, redis_client: redis.Redis) -> None:
+    redis_app: Flask, redis_client: redis.Redis
+) -> None:
     set_clock(redis_app, NOW)
     with gw(redis_app).db.session() as session:
         account(session, gw(redis_app))
@@ -171,7 +182,8 @@ def test_with_redis_the_session_lives_in_redis_with_a_ttl(
 
 
 def test_an_expired_database_session_starts_again_at_the_main_menu(
-        app: Flask, session: Session, gateway: Gateway) -> None:
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     account(session, gateway)
     dialer = UssdDialer(app.test_client(), KNOWN)
@@ -182,7 +194,8 @@ def test_an_expired_database_session_starts_again_at_the_main_menu(
 
 
 def test_an_expired_redis_session_starts_again_at_the_main_menu(
-        make_app: Callable[..., Flask], redis_url: str, redis_client: redis.Redis) -> None:
+    make_app: Callable[..., Flask], redis_url: str, redis_client: redis.Redis
+) -> None:
     app = ussd_app(make_app, redis_url=redis_url, ussd_session_ttl_seconds=1)
     with gw(app).db.session() as session:
         account(session, gw(app))
@@ -199,7 +212,8 @@ def test_an_expired_redis_session_starts_again_at_the_main_menu(
 
 
 def test_an_unknown_session_with_text_starts_at_the_main_menu(
-        app: Flask, session: Session, gateway: Gateway) -> None:
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     account(session, gateway)
     dialer = UssdDialer(app.test_client(), KNOWN)
@@ -207,7 +221,8 @@ def test_an_unknown_session_with_text_starts_at_the_main_menu(
 
 
 def test_a_repeated_hop_gets_the_same_screen_and_does_nothing_twice(
-        app: Flask, session: Session, gateway: Gateway) -> None:
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     account(session, gateway)
     dialer = UssdDialer(app.test_client(), KNOWN)
@@ -218,8 +233,8 @@ def test_a_repeated_hop_gets_the_same_screen_and_does_nothing_twice(
 
 
 def test_a_failure_inside_becomes_an_end_screen_in_the_customers_language(
-        app: Flask, session: Session, gateway: Gateway,
-        caplog: pytest.LogCaptureFixture) -> None:
+    app: Flask, session: Session, gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
     set_clock(app, NOW)
     made = account(session, gateway, lang="sw")
     dialer = UssdDialer(app.test_client(), KNOWN)
@@ -229,15 +244,15 @@ def test_a_failure_inside_becomes_an_end_screen_in_the_customers_language(
     session.commit()
     with caplog.at_level(logging.ERROR):
         screen = dialer.answer("Taa haiwaki kabisa")
-    assert screen == ("END Samahani, kuna hitilafu. Tafadhali jaribu tena baada ya dakika "
-                      "moja.")
+    assert screen == ("END Samahani, kuna hitilafu. Tafadhali jaribu tena baada ya dakika moja.")
     assert any(dialer.session_id in r.getMessage() for r in caplog.records)
     assert dialer.answer("1").startswith("CON ")  # the next hop starts cleanly
     assert session.exec(select(Ticket)).first() is None
 
 
 def test_the_language_chosen_is_remembered_for_the_next_session(
-        app: Flask, session: Session, gateway: Gateway) -> None:
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     made = account(session, gateway)
     first = UssdDialer(app.test_client(), KNOWN)
@@ -248,12 +263,16 @@ def test_the_language_chosen_is_remembered_for_the_next_session(
     session.refresh(customer)
     assert customer.language == "fr"
     session.rollback()  # SQLite: the app's next hop needs the write lock
-    assert UssdDialer(app.test_client(), KNOWN).dial().startswith(
-        "CON SunPower - compte 10000004\n1. Mon solde")
+    assert (
+        UssdDialer(app.test_client(), KNOWN)
+        .dial()
+        .startswith("CON SunPower - compte 10000004\n1. Mon solde")
+    )
 
 
-def test_the_last_token_again_never_issues_a_new_one(app: Flask, session: Session,
-                                                     gateway: Gateway) -> None:
+def test_the_last_token_again_never_issues_a_new_one(
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     made = account(session, gateway)
     tokens(session, made, 3)
@@ -267,8 +286,9 @@ def test_the_last_token_again_never_issues_a_new_one(app: Flask, session: Sessio
     assert device.token_count == 3
 
 
-def test_a_quote_changes_nothing_on_the_account(app: Flask, session: Session,
-                                               gateway: Gateway) -> None:
+def test_a_quote_changes_nothing_on_the_account(
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     made = account(session, gateway)
     before = (made.total_paid, made.credit_until, made.remainder)
@@ -281,6 +301,7 @@ def test_a_quote_changes_nothing_on_the_account(app: Flask, session: Session,
 
 # Lockout ----------------------------------------------------------------------------------------
 
+
 def _wrong_numbers(app: Flask, phone: str, count: int) -> str:
     dialer = UssdDialer(app.test_client(), phone)
     dialer.dial()
@@ -289,10 +310,13 @@ def _wrong_numbers(app: Flask, phone: str, count: int) -> str:
 
 @pytest.mark.parametrize("store", ["database", "redis"])
 def test_three_wrong_numbers_lock_the_phone_for_a_while(
-        make_app: Callable[..., Flask], redis_url: str, redis_client: redis.Redis,
-        store: str) -> None:
-    app = ussd_app(make_app, **({"redis_url": redis_url} if store == "redis" else {}),
-                   lookup_lockout_seconds=3600)
+    make_app: Callable[..., Flask], redis_url: str, redis_client: redis.Redis, store: str
+) -> None:
+    app = ussd_app(
+        make_app,
+        **({"redis_url": redis_url} if store == "redis" else {}),
+        lookup_lockout_seconds=3600,
+    )
     with gw(app).db.session() as session:
         made = account(session, gw(app), phone=OTHER)
     assert _wrong_numbers(app, STRANGER, 2).startswith("CON We found no account")
@@ -307,7 +331,8 @@ def test_three_wrong_numbers_lock_the_phone_for_a_while(
 
 
 def test_wrong_numbers_are_stored_for_the_lockout_without_redis(
-        app: Flask, session: Session, gateway: Gateway) -> None:
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     _wrong_numbers(app, STRANGER, 2)
     failures = session.exec(select(LookupFailure)).all()
@@ -315,7 +340,8 @@ def test_wrong_numbers_are_stored_for_the_lockout_without_redis(
 
 
 def test_a_number_failing_its_check_digit_is_refused_without_a_lookup(
-        app: Flask, session: Session, gateway: Gateway) -> None:
+    app: Flask, session: Session, gateway: Gateway
+) -> None:
     set_clock(app, NOW)
     dialer = UssdDialer(app.test_client(), STRANGER)
     dialer.dial()
@@ -326,24 +352,42 @@ def test_a_number_failing_its_check_digit_is_refused_without_a_lookup(
 
 # Bad requests: a clean END, never an HTTP error ------------------------------------------------
 
-GOOD = {"sessionId": "ATUid_bad", "serviceCode": "*384*4321#", "phoneNumber": KNOWN,
-        "networkCode": "63902", "text": ""}
+GOOD = {
+    "sessionId": "ATUid_bad",
+    "serviceCode": "*384*4321#",
+    "phoneNumber": KNOWN,
+    "networkCode": "63902",
+    "text": "",
+}
 SORRY = "END Sorry, something went wrong. Please try again in a minute."
 
 
-@pytest.mark.parametrize("form", [
-    {k: v for k, v in GOOD.items() if k != "sessionId"},
-    {k: v for k, v in GOOD.items() if k != "phoneNumber"},
-    {**GOOD, "phoneNumber": "not-a-phone"},
-    {**GOOD, "phoneNumber": "+2547" + "1" * 60},
-    {**GOOD, "sessionId": "x" * 500},
-    {**GOOD, "text": "1" * 5000},
-    {**GOOD, "text": "*".join(["1"] * 40)},
-    {},
-], ids=["no-session", "no-phone", "bad-phone", "huge-phone", "huge-session", "huge-text",
-        "many-inputs", "empty"])
-def test_a_malformed_hop_gets_a_clean_end(app: Flask, session: Session, gateway: Gateway,
-                                          form: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "form",
+    [
+        {k: v for k, v in GOOD.items() if k != "sessionId"},
+        {k: v for k, v in GOOD.items() if k != "phoneNumber"},
+        {**GOOD, "phoneNumber": "not-a-phone"},
+        {**GOOD, "phoneNumber": "+2547" + "1" * 60},
+        {**GOOD, "sessionId": "x" * 500},
+        {**GOOD, "text": "1" * 5000},
+        {**GOOD, "text": "*".join(["1"] * 40)},
+        {},
+    ],
+    ids=[
+        "no-session",
+        "no-phone",
+        "bad-phone",
+        "huge-phone",
+        "huge-session",
+        "huge-text",
+        "many-inputs",
+        "empty",
+    ],
+)
+def test_a_malformed_hop_gets_a_clean_end(
+    app: Flask, session: Session, gateway: Gateway, form: dict[str, str]
+) -> None:
     account(session, gateway)
     client = app.test_client()
     if form.get("text", "").count("*") > 10:  # many inputs need a live session first
@@ -369,7 +413,8 @@ EVENTS = URL + "/events"
 
 
 def test_the_end_of_session_notification_is_stored_with_the_session(
-        app: Flask, session: Session, gateway: Gateway, shared_dir: Any) -> None:
+    app: Flask, session: Session, gateway: Gateway, shared_dir: Any
+) -> None:
     set_clock(app, NOW)
     account(session, gateway)
     event = json.loads((shared_dir / "providers" / "at_ussd_event.json").read_text())["body"]
@@ -384,29 +429,50 @@ def test_the_end_of_session_notification_is_stored_with_the_session(
     assert row.error == "x" * 300
 
 
-def test_a_notification_for_an_unknown_session_is_stored_too(app: Flask,
-                                                             session: Session) -> None:
-    response = app.test_client().post(EVENTS, data={
-        "sessionId": "ATUid_redis_only", "phoneNumber": KNOWN, "serviceCode": "*384*4321#",
-        "status": "Success", "hopsCount": "3", "durationInMillis": "12000"})
+def test_a_notification_for_an_unknown_session_is_stored_too(app: Flask, session: Session) -> None:
+    response = app.test_client().post(
+        EVENTS,
+        data={
+            "sessionId": "ATUid_redis_only",
+            "phoneNumber": KNOWN,
+            "serviceCode": "*384*4321#",
+            "status": "Success",
+            "hopsCount": "3",
+            "durationInMillis": "12000",
+        },
+    )
     assert response.status_code == 200
     row = session.exec(select(UssdSession)).one()
     assert (row.session_id, row.status, row.hops, row.error) == (
-        "ATUid_redis_only", "Success", 3, None)
+        "ATUid_redis_only",
+        "Success",
+        3,
+        None,
+    )
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"sessionId": ""}, "sessionId"),
-    ({"status": "Exploded"}, "status"),
-    ({"hopsCount": "three"}, "hopsCount"),
-    ({"durationInMillis": "-5"}, "durationInMillis"),
-    ({"durationInMillis": "9" * 40}, "durationInMillis"),
-    ({"phoneNumber": "nobody"}, "phone"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"sessionId": ""}, "sessionId"),
+        ({"status": "Exploded"}, "status"),
+        ({"hopsCount": "three"}, "hopsCount"),
+        ({"durationInMillis": "-5"}, "durationInMillis"),
+        ({"durationInMillis": "9" * 40}, "durationInMillis"),
+        ({"phoneNumber": "nobody"}, "phone"),
+    ],
+)
 def test_a_malformed_notification_gets_a_clear_error_and_stores_nothing(
-        app: Flask, session: Session, change: dict[str, str], field: str) -> None:
-    form = {"sessionId": "ATUid_x", "phoneNumber": KNOWN, "status": "Failed",
-            "hopsCount": "1", "durationInMillis": "10", **change}
+    app: Flask, session: Session, change: dict[str, str], field: str
+) -> None:
+    form = {
+        "sessionId": "ATUid_x",
+        "phoneNumber": KNOWN,
+        "status": "Failed",
+        "hopsCount": "1",
+        "durationInMillis": "10",
+        **change,
+    }
     response = app.test_client().post(EVENTS, data=form)
     assert response.status_code == 400
     body = response.get_json()

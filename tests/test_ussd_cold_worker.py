@@ -32,8 +32,13 @@ print(reply.get_data(as_text=True))
 
 @pytest.mark.parametrize("with_redis", [False, True], ids=["db-sessions", "redis-sessions"])
 def test_first_hop_of_a_new_worker_shows_the_quote_not_the_apology(
-        make_app: Callable[..., Flask], redis_url: str, redis_client: object,
-        database_url: str, tmp_path: Path, with_redis: bool) -> None:
+    make_app: Callable[..., Flask],
+    redis_url: str,
+    redis_client: object,
+    database_url: str,
+    tmp_path: Path,
+    with_redis: bool,
+) -> None:
     overrides = {"redis_url": redis_url} if with_redis else {}
     app = make_app(**overrides)
     with gw(app).db.session() as session:
@@ -42,13 +47,27 @@ def test_first_hop_of_a_new_worker_shows_the_quote_not_the_apology(
     dialer.dial()
     assert "amount" in dialer.answer("3").lower()  # the session now waits for an amount
 
-    config = {**TEST_SETTINGS, "database_url": database_url, "instance_path": str(tmp_path),
-              **overrides}
-    form = {"sessionId": dialer.session_id, "serviceCode": "*384*4321#",
-            "phoneNumber": KNOWN, "networkCode": "63902", "text": "3*500"}
-    done = subprocess.run([sys.executable, "-c", FIRST_HOP, json.dumps(config),
-                           json.dumps(form)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    config = {
+        **TEST_SETTINGS,
+        "database_url": database_url,
+        "instance_path": str(tmp_path),
+        **overrides,
+    }
+    form = {
+        "sessionId": dialer.session_id,
+        "serviceCode": "*384*4321#",
+        "phoneNumber": KNOWN,
+        "networkCode": "63902",
+        "text": "3*500",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_HOP, json.dumps(config), json.dumps(form)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     screen = done.stdout.strip()
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr

@@ -17,8 +17,14 @@ MAX_REPLY = 182
 class UssdDialer:
     """A phone in a USSD session: `dial()`, then `answer("1")` for each screen."""
 
-    def __init__(self, client: FlaskClient, phone: str, *, session_id: str | None = None,
-                 path: str = "/ussd/africastalking") -> None:
+    def __init__(
+        self,
+        client: FlaskClient,
+        phone: str,
+        *,
+        session_id: str | None = None,
+        path: str = "/ussd/africastalking",
+    ) -> None:
         self.client = client
         self.phone = phone
         self.session_id = session_id or f"ATUid_test_{next(_sessions):06d}"
@@ -48,9 +54,16 @@ class UssdDialer:
         return self._hop(text)
 
     def _hop(self, label: str) -> str:
-        response = self.client.post(self.path, data={
-            "sessionId": self.session_id, "serviceCode": SERVICE_CODE,
-            "phoneNumber": self.phone, "networkCode": "63902", "text": self.text})
+        response = self.client.post(
+            self.path,
+            data={
+                "sessionId": self.session_id,
+                "serviceCode": SERVICE_CODE,
+                "phoneNumber": self.phone,
+                "networkCode": "63902",
+                "text": self.text,
+            },
+        )
         body = response.get_data(as_text=True)
         assert response.status_code == 200, body
         assert response.mimetype == "text/plain", response.mimetype

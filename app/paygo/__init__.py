@@ -16,8 +16,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the gateway: settings, then extensions, blueprints, error handlers, commands."""
     app = Flask(__name__, instance_relative_config=True)
     settings = load_settings(overrides=_with_instance(app, test_config))
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=256 * 1024,
-                      PAYGO_SETTINGS=settings)
+    app.config.update(
+        SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=256 * 1024, PAYGO_SETTINGS=settings
+    )
     logging.basicConfig(level=settings.log_level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     register_extensions(app, settings)

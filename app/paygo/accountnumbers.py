@@ -37,8 +37,7 @@ def check_digit(digits: str) -> str:
 def is_valid(number: str) -> bool:
     """True when `number` is all digits and its last digit checks the rest."""
     # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
-    return (len(number) >= 2 and number.isascii() and number.isdigit()
-            and check_digit(number) == "0")
+    return len(number) >= 2 and number.isascii() and number.isdigit() and check_digit(number) == "0"
 
 
 def from_sequence(sequence: int) -> str:
@@ -54,7 +53,7 @@ def corrections(number: str) -> Iterator[str]:
     for i, original in enumerate(digits):
         for d in "0123456789":
             if d != original:
-                candidate = "".join(digits[:i] + [d] + digits[i + 1:])
+                candidate = "".join(digits[:i] + [d] + digits[i + 1 :])
                 if is_valid(candidate) and candidate not in seen:
                     seen.add(candidate)
                     yield candidate

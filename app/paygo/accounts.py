@@ -22,8 +22,9 @@ LANGUAGES = ("en", "sw", "fr")
 OPEN_STATUSES = (AccountStatus.PENDING_DEPOSIT, AccountStatus.ACTIVE)
 
 
-def get_or_create_customer(*, session: Session, name: str, phone: str, language: str = "en",
-                           default_country: str = "KE") -> Customer:
+def get_or_create_customer(
+    *, session: Session, name: str, phone: str, language: str = "en", default_country: str = "KE"
+) -> Customer:
     """Find the customer with this phone, or register them."""
     e164 = normalise(phone, default_country)
     if language not in LANGUAGES:
@@ -38,22 +39,34 @@ def get_or_create_customer(*, session: Session, name: str, phone: str, language:
     return customer
 
 
-def create_account(*, session: Session, name: str, phone: str, serial: str,
-                   plan: PaymentPlan, language: str = "en",
-                   default_country: str = "KE") -> Account:
+def create_account(
+    *,
+    session: Session,
+    name: str,
+    phone: str,
+    serial: str,
+    plan: PaymentPlan,
+    language: str = "en",
+    default_country: str = "KE",
+) -> Account:
     """Open an account: a customer takes a device from stock under a plan."""
-    device = session.exec(select(Device).where(Device.serial == serial.strip())
-                          .with_for_update()).first()
+    device = session.exec(
+        select(Device).where(Device.serial == serial.strip()).with_for_update()
+    ).first()
     if device is None:
         raise NotFound(f"no device with serial {serial!r}", serial=serial)
     if device.status not in (DeviceStatus.IN_STOCK, DeviceStatus.REPOSSESSED):
         raise Conflict(f"device {serial} is {device.status}, not in stock", serial=serial)
-    customer = get_or_create_customer(session=session, name=name, phone=phone,
-                                      language=language, default_country=default_country)
-    account = Account(number=_next_number(session), customer_id=_id(customer.id),
-                      device_id=_id(device.id), plan_id=_id(plan.id),
-                      status=AccountStatus.PENDING_DEPOSIT if plan.deposit > 0
-                      else AccountStatus.ACTIVE)
+    customer = get_or_create_customer(
+        session=session, name=name, phone=phone, language=language, default_country=default_country
+    )
+    account = Account(
+        number=_next_number(session),
+        customer_id=_id(customer.id),
+        device_id=_id(device.id),
+        plan_id=_id(plan.id),
+        status=AccountStatus.PENDING_DEPOSIT if plan.deposit > 0 else AccountStatus.ACTIVE,
+    )
     device.status = DeviceStatus.ASSIGNED
     device.updated_at = utcnow()
     session.add_all([account, device])
@@ -88,8 +101,12 @@ def get_account(*, session: Session, number: str, lock: bool = False) -> Account
 
 def accounts_for_phone(*, session: Session, phone: str) -> list[Account]:
     """The open and paid-off accounts of the customer with this E.164 phone."""
-    return list(session.exec(
-        select(Account).join(Customer, col(Customer.id) == col(Account.customer_id))
-        .where(Customer.phone == phone)
-        .where(col(Account.status).in_([*OPEN_STATUSES, AccountStatus.PAID_OFF]))
-        .order_by(col(Account.id))))
+    return list(
+        session.exec(
+            select(Account)
+            .join(Customer, col(Customer.id) == col(Account.customer_id))
+            .where(Customer.phone == phone)
+            .where(col(Account.status).in_([*OPEN_STATUSES, AccountStatus.PAID_OFF]))
+            .order_by(col(Account.id))
+        )
+    )

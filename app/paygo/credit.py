@@ -32,19 +32,19 @@ class Quote:
 
     amount: int
     currency: str
-    counted: int            # part of the amount that counts towards the plan
-    overpayment: int        # beyond the plan's total: owed back to the customer
-    deposit_part: int       # part that went to the deposit
-    deposit_left: int       # deposit still to pay after this payment
-    activates: bool         # this payment activates the account (deposit complete)
-    below_minimum: bool     # too small to buy time: kept as remainder
-    steps: int              # time bought, in the device's time-divider steps
-    days: float             # the same in days
-    remainder_after: int    # money kept for the next payment
-    pays_off: bool          # the plan's total is reached: the box unlocks for good
+    counted: int  # part of the amount that counts towards the plan
+    overpayment: int  # beyond the plan's total: owed back to the customer
+    deposit_part: int  # part that went to the deposit
+    deposit_left: int  # deposit still to pay after this payment
+    activates: bool  # this payment activates the account (deposit complete)
+    below_minimum: bool  # too small to buy time: kept as remainder
+    steps: int  # time bought, in the device's time-divider steps
+    days: float  # the same in days
+    remainder_after: int  # money kept for the next payment
+    pays_off: bool  # the plan's total is reached: the box unlocks for good
     credit_until: datetime | None  # after this payment
-    minimum: int            # the plan's minimum payment (for the customer's reply)
-    unit_price: int = 0     # what the smallest step of time costs (0: nothing left to buy)
+    minimum: int  # the plan's minimum payment (for the customer's reply)
+    unit_price: int = 0  # what the smallest step of time costs (0: nothing left to buy)
 
     @property
     def buys_time(self) -> bool:
@@ -68,8 +68,9 @@ def unit(plan: PaymentPlan, divider: int) -> tuple[int, int]:
     return per_unit, plan.price_per_day * per_unit // divider
 
 
-def quote(*, plan: PaymentPlan, account: Account, amount: int, now: datetime,
-          divider: int = 1) -> Quote:
+def quote(
+    *, plan: PaymentPlan, account: Account, amount: int, now: datetime, divider: int = 1
+) -> Quote:
     """Answer "what does this payment buy?" for an account, without changing anything."""
     if account.status == AccountStatus.PAID_OFF:
         return nothing(plan, account, amount, overpayment=amount)
@@ -96,11 +97,23 @@ def quote(*, plan: PaymentPlan, account: Account, amount: int, now: datetime,
     if steps:
         start = max(now, until) if until else now
         until = start + _DAY * steps / divider
-    return Quote(amount=amount, currency=plan.currency, counted=counted,
-                 overpayment=overpayment, deposit_part=deposit_part, deposit_left=deposit_left,
-                 activates=activates, below_minimum=below_minimum, steps=steps,
-                 days=steps / divider, remainder_after=remainder, pays_off=pays_off,
-                 credit_until=until, minimum=plan.min_payment, unit_price=unit_price)
+    return Quote(
+        amount=amount,
+        currency=plan.currency,
+        counted=counted,
+        overpayment=overpayment,
+        deposit_part=deposit_part,
+        deposit_left=deposit_left,
+        activates=activates,
+        below_minimum=below_minimum,
+        steps=steps,
+        days=steps / divider,
+        remainder_after=remainder,
+        pays_off=pays_off,
+        credit_until=until,
+        minimum=plan.min_payment,
+        unit_price=unit_price,
+    )
 
 
 def _split_at_total(plan: PaymentPlan, account: Account, amount: int) -> tuple[int, int]:
@@ -110,33 +123,53 @@ def _split_at_total(plan: PaymentPlan, account: Account, amount: int) -> tuple[i
     return min(amount, payable), max(0, amount - payable)
 
 
-def _below_minimum(plan: PaymentPlan, account: Account, amount: int, deposit_part: int,
-                   pays_off: bool) -> bool:
+def _below_minimum(
+    plan: PaymentPlan, account: Account, amount: int, deposit_part: int, pays_off: bool
+) -> bool:
     # Deposit instalments and the last payment (when less than the minimum is left to
     # pay) are never refused time for being small.
-    finishing = (plan.total_price is not None
-                 and plan.total_price - account.total_paid <= plan.min_payment)
+    finishing = (
+        plan.total_price is not None and plan.total_price - account.total_paid <= plan.min_payment
+    )
     return amount < plan.min_payment and not (deposit_part or pays_off or finishing)
 
 
-def _activates(plan: PaymentPlan, account: Account, deposit_left: int, counted: int,
-               below_minimum: bool) -> bool:
+def _activates(
+    plan: PaymentPlan, account: Account, deposit_left: int, counted: int, below_minimum: bool
+) -> bool:
     if deposit_left > 0:
         return False
     if account.status == AccountStatus.PENDING_DEPOSIT:
         return True
     # A plan without a deposit opens the account ACTIVE: its first real payment activates
     # the box and brings the plan's deposit days, if it has any.
-    return (plan.deposit == 0 and account.status == AccountStatus.ACTIVE
-            and account.activated_at is None and counted > 0 and not below_minimum)
+    return (
+        plan.deposit == 0
+        and account.status == AccountStatus.ACTIVE
+        and account.activated_at is None
+        and counted > 0
+        and not below_minimum
+    )
 
 
 def nothing(plan: PaymentPlan, account: Account, amount: int, *, overpayment: int) -> Quote:
     """A quote that changes nothing on the account (all of it, say, owed back)."""
-    return Quote(amount=amount, currency=plan.currency, counted=0, overpayment=overpayment,
-                 deposit_part=0, deposit_left=0, activates=False, below_minimum=False, steps=0,
-                 days=0.0, remainder_after=account.remainder, pays_off=False,
-                 credit_until=account.credit_until, minimum=plan.min_payment)
+    return Quote(
+        amount=amount,
+        currency=plan.currency,
+        counted=0,
+        overpayment=overpayment,
+        deposit_part=0,
+        deposit_left=0,
+        activates=False,
+        below_minimum=False,
+        steps=0,
+        days=0.0,
+        remainder_after=account.remainder,
+        pays_off=False,
+        credit_until=account.credit_until,
+        minimum=plan.min_payment,
+    )
 
 
 def split_steps(steps: int, *, max_per_code: int) -> list[int]:
@@ -174,52 +207,71 @@ def drift_advice(device: Device, *, threshold: int, account_number: str) -> str 
     ahead = device.token_count - device.entered_count
     if ahead < min(max(1, threshold), SAFE_DRIFT):
         return None
-    head = (f"the server is {ahead} counts ahead of the last count confirmed on the box "
-            f"({device.entered_count}); a box rejects codes more than {MAX_COUNT_JUMP} "
-            f"counts ahead of its own")
+    head = (
+        f"the server is {ahead} counts ahead of the last count confirmed on the box "
+        f"({device.entered_count}); a box rejects codes more than {MAX_COUNT_JUMP} "
+        f"counts ahead of its own"
+    )
     issue = f"paygo tokens issue {account_number}"
     if ahead <= SAFE_DRIFT:
-        return (f"{head}: if the customer typed every code, record it (paygo tokens entered "
-                f"{account_number}); if not, send the server's remaining days "
-                f"({issue} --type set --reason ...)")
+        return (
+            f"{head}: if the customer typed every code, record it (paygo tokens entered "
+            f"{account_number}); if not, send the server's remaining days "
+            f"({issue} --type set --reason ...)"
+        )
     sync_reach = MAX_COUNT_JUMP if device.extended_tokens else MAX_COUNT_JUMP_SYNC
     if ahead <= sync_reach - 2:  # the sync code takes one or two counts too
-        return (f"{head}: newer codes are refused unless the box took some; resynchronise "
-                f"it ({issue} --type sync --reason ...), then send the server's remaining "
-                f"days ({issue} --type set --reason ...)")
-    return (f"{head}: no code from the server can reach the box any more; a technician "
-            f"must reset it, or record the count it shows (paygo tokens entered "
-            f"{account_number} --count N)")
+        return (
+            f"{head}: newer codes are refused unless the box took some; resynchronise "
+            f"it ({issue} --type sync --reason ...), then send the server's remaining "
+            f"days ({issue} --type set --reason ...)"
+        )
+    return (
+        f"{head}: no code from the server can reach the box any more; a technician "
+        f"must reset it, or record the count it shows (paygo tokens entered "
+        f"{account_number} --count N)"
+    )
 
 
-def account_view(*, session: Session, account: Account, now: datetime,
-                 drift_warning: int = 40) -> dict[str, Any]:
+def account_view(
+    *, session: Session, account: Account, now: datetime, drift_warning: int = 40
+) -> dict[str, Any]:
     """The credit state an operator or a customer sees, as plain data."""
     plan = session.get(PaymentPlan, account.plan_id)
     device = session.get(Device, account.device_id)
     assert plan is not None and device is not None
-    left_to_pay = None if plan.total_price is None else max(0, plan.total_price
-                                                             - account.total_paid)
-    tokens = session.exec(select(func.count()).select_from(Token)
-                          .where(col(Token.account_id) == account.id)).one()
+    left_to_pay = (
+        None if plan.total_price is None else max(0, plan.total_price - account.total_paid)
+    )
+    tokens = session.exec(
+        select(func.count()).select_from(Token).where(col(Token.account_id) == account.id)
+    ).one()
     view: dict[str, Any] = {
-        "account_number": account.number, "status": account.status,
-        "device": device.serial, "device_status": device.status, "plan": plan.name,
-        "currency": plan.currency, "credit_until": account.credit_until,
-        "days_left": days_left_shown(account, now), "paid_off_at": account.paid_off_at,
-        "total_paid": account.total_paid, "left_to_pay": left_to_pay,
-        "remainder": account.remainder, "overpayment": account.overpayment,
+        "account_number": account.number,
+        "status": account.status,
+        "device": device.serial,
+        "device_status": device.status,
+        "plan": plan.name,
+        "currency": plan.currency,
+        "credit_until": account.credit_until,
+        "days_left": days_left_shown(account, now),
+        "paid_off_at": account.paid_off_at,
+        "total_paid": account.total_paid,
+        "left_to_pay": left_to_pay,
+        "remainder": account.remainder,
+        "overpayment": account.overpayment,
         "deposit_left": max(0, plan.deposit - account.total_paid),
         "next_payment_due": next_payment_due(plan, account),
-        "token_count": device.token_count, "entered_count": device.entered_count,
+        "token_count": device.token_count,
+        "entered_count": device.entered_count,
         "counts_ahead": device.token_count - device.entered_count,
-        "tokens_issued": tokens, "warnings": [],
+        "tokens_issued": tokens,
+        "warnings": [],
     }
     warning = drift_advice(device, threshold=drift_warning, account_number=account.number)
     if warning:
         view["warnings"].append(warning)
     return view
-
 
 
 def describe(view: dict[str, Any]) -> list[str]:
@@ -234,10 +286,12 @@ def describe(view: dict[str, Any]) -> list[str]:
         f"plan {view['plan']}",
         credit,
         f"paid: {format_minor(view['total_paid'], cur)}; left to pay: "
-        + ("pay-per-use" if view["left_to_pay"] is None
-           else format_minor(view["left_to_pay"], cur))
-        + (f"; deposit left: {format_minor(view['deposit_left'], cur)}"
-           if view["deposit_left"] else ""),
+        + ("pay-per-use" if view["left_to_pay"] is None else format_minor(view["left_to_pay"], cur))
+        + (
+            f"; deposit left: {format_minor(view['deposit_left'], cur)}"
+            if view["deposit_left"]
+            else ""
+        ),
         f"remainder: {format_minor(view['remainder'], cur)}; overpayment: "
         f"{format_minor(view['overpayment'], cur)}",
         f"device count {view['token_count']} (last known on the box: {view['entered_count']})",

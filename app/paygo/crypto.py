@@ -33,7 +33,9 @@ class KeyBox:
         except InvalidToken:
             raise ConfigurationError(
                 "a device key cannot be decrypted: PAYGO_MASTER_KEY is not the key it was "
-                "stored with", setting="PAYGO_MASTER_KEY") from None
+                "stored with",
+                setting="PAYGO_MASTER_KEY",
+            ) from None
 
 
 def new_device_key() -> str:

@@ -75,8 +75,12 @@ def lock_row(session: Session, model: type[M], ident: int) -> M | None:
         if held is not None:
             return held
     key = model.__table__.primary_key.columns[0]  # type: ignore[attr-defined]
-    row = session.exec(select(model).where(key == ident).with_for_update()
-                       .execution_options(populate_existing=True)).first()
+    row = session.exec(
+        select(model)
+        .where(key == ident)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
     if row is not None:
         locked.add((model, ident))
     return row
@@ -122,6 +126,7 @@ def _ping_when_idle(engine: Engine) -> None:
     first statement; SQLAlchemy then invalidates the whole pool and the caller answers
     with a retryable error, which providers act on.)
     """
+
     @event.listens_for(engine, "checkin")
     def _checked_in(_dbapi_conn: Any, record: Any) -> None:
         record.info[_IDLE_SINCE] = time.monotonic()
@@ -146,8 +151,9 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
     path = make_url(url).database
     if path and path != ":memory:" and not path.startswith("file:"):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    engine = create_engine(url, echo=echo, poolclass=NullPool,
-                           connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, echo=echo, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": 30}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -14,8 +14,17 @@ from paygo.crypto import KeyBox
 from paygo.errors import Conflict, ImportFailed, InvalidInput, NotFound
 from paygo.models import Device, DeviceStatus, utcnow
 
-FACTORY_HEADER = ("Serial Number", "Starting Code", "Key", "Count", "Time Divider",
-                  "Restricted Digit Mode", "Hardware Model", "Version", "Test Code")
+FACTORY_HEADER = (
+    "Serial Number",
+    "Starting Code",
+    "Key",
+    "Count",
+    "Time Divider",
+    "Restricted Digit Mode",
+    "Hardware Model",
+    "Version",
+    "Test Code",
+)
 #: Not in the factory format; written last so other tools can ignore it.
 EXTENDED_COLUMN = "Extended Token"
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
@@ -53,8 +62,10 @@ def parse_factory_csv(text: str) -> list[DeviceRow]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     missing = [c for c in FACTORY_HEADER if c not in (reader.fieldnames or [])]
     if missing:
-        raise ImportFailed(f"line 1: missing column(s): {', '.join(missing)}",
-                           problems=[(1, f"missing column(s): {', '.join(missing)}")])
+        raise ImportFailed(
+            f"line 1: missing column(s): {', '.join(missing)}",
+            problems=[(1, f"missing column(s): {', '.join(missing)}")],
+        )
     rows: list[DeviceRow] = []
     problems: list[tuple[int, str]] = []
     keys_by_serial: dict[str, str] = {}
@@ -74,8 +85,9 @@ def parse_factory_csv(text: str) -> list[DeviceRow]:
         rows.append(row)
     if problems:
         summary = "; ".join(f"line {n}: {msg}" for n, msg in problems[:20])
-        raise ImportFailed(f"{len(problems)} bad row(s), nothing imported: {summary}",
-                           problems=problems)
+        raise ImportFailed(
+            f"{len(problems)} bad row(s), nothing imported: {summary}", problems=problems
+        )
     return rows
 
 
@@ -89,20 +101,28 @@ def _parse_row(line: int, raw: dict[str, str | None]) -> DeviceRow:
     key = cell("Key")
     if not _HEX32.match(key):
         # The key itself is never echoed back, even when it is wrong.
-        raise ValueError(f"key of {serial} must be 32 hexadecimal characters "
-                         f"(got {len(key)} characters)")
+        raise ValueError(
+            f"key of {serial} must be 32 hexadecimal characters (got {len(key)} characters)"
+        )
     starting_code = _int(cell("Starting Code"), "starting code", 0, 999_999_999)
     count = _int(cell("Count") or "0", "count", 0, 10_000_000)
     divider = _int(cell("Time Divider") or "1", "time divider", 1, 1000)
     test_code = cell("Test Code")
     if test_code and not re.fullmatch(r"\d{1,20}", test_code):
         raise ValueError(f"test code must be up to 20 digits (got {_shown(test_code)})")
-    return DeviceRow(line=line, serial=serial, starting_code=starting_code,
-                     key_hex=key.lower(), count=count, time_divider=divider,
-                     restricted=_flag(cell("Restricted Digit Mode"), "restricted digit mode"),
-                     hardware_model=cell("Hardware Model")[:80], version=cell("Version")[:40],
-                     test_code=test_code or None,
-                     extended=_flag(cell(EXTENDED_COLUMN), "extended token"))
+    return DeviceRow(
+        line=line,
+        serial=serial,
+        starting_code=starting_code,
+        key_hex=key.lower(),
+        count=count,
+        time_divider=divider,
+        restricted=_flag(cell("Restricted Digit Mode"), "restricted digit mode"),
+        hardware_model=cell("Hardware Model")[:80],
+        version=cell("Version")[:40],
+        test_code=test_code or None,
+        extended=_flag(cell(EXTENDED_COLUMN), "extended token"),
+    )
 
 
 def _shown(text: str) -> str:
@@ -127,15 +147,20 @@ def _flag(text: str, what: str) -> bool:
     raise ValueError(f"{what} must be 0 or 1 (got {_shown(text)})")
 
 
-def import_devices(*, session: Session, keys: KeyBox, rows: Iterable[DeviceRow],
-                   progress: Callable[[int], None] | None = None) -> ImportResult:
+def import_devices(
+    *,
+    session: Session,
+    keys: KeyBox,
+    rows: Iterable[DeviceRow],
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
     """Create or update devices from parsed rows, all in the caller's transaction."""
     created = updated = unchanged = 0
     problems: list[tuple[int, str]] = []
     rows = list(rows)
     known: dict[str, Device] = {}
     for start in range(0, len(rows), _BATCH):
-        batch = rows[start:start + _BATCH]
+        batch = rows[start : start + _BATCH]
         known.update(_existing(session, {row.serial for row in batch}))
         for row in batch:
             device = known.get(row.serial)
@@ -153,8 +178,9 @@ def import_devices(*, session: Session, keys: KeyBox, rows: Iterable[DeviceRow],
             progress(len(batch))
     if problems:
         summary = "; ".join(f"line {n}: {msg}" for n, msg in problems[:20])
-        raise ImportFailed(f"{len(problems)} bad row(s), nothing imported: {summary}",
-                           problems=problems)
+        raise ImportFailed(
+            f"{len(problems)} bad row(s), nothing imported: {summary}", problems=problems
+        )
     session.flush()
     return ImportResult(created=created, updated=updated, unchanged=unchanged)
 
@@ -166,12 +192,19 @@ def _existing(session: Session, serials: set[str]) -> dict[str, Device]:
 
 
 def _new_device(row: DeviceRow, keys: KeyBox) -> Device:
-    return Device(serial=row.serial, secret_key_encrypted=keys.seal(row.key_hex),
-                  starting_code=row.starting_code, token_count=row.count,
-                  entered_count=row.count, time_divider=row.time_divider,
-                  restricted_digit_mode=row.restricted, extended_tokens=row.extended,
-                  hardware_model=row.hardware_model, firmware_version=row.version,
-                  test_code=row.test_code)
+    return Device(
+        serial=row.serial,
+        secret_key_encrypted=keys.seal(row.key_hex),
+        starting_code=row.starting_code,
+        token_count=row.count,
+        entered_count=row.count,
+        time_divider=row.time_divider,
+        restricted_digit_mode=row.restricted,
+        extended_tokens=row.extended,
+        hardware_model=row.hardware_model,
+        firmware_version=row.version,
+        test_code=row.test_code,
+    )
 
 
 def _identity_clash(device: Device, row: DeviceRow, keys: KeyBox) -> str | None:
@@ -210,11 +243,18 @@ def export_devices(*, session: Session, keys: KeyBox) -> Iterator[list[str]]:
     """Yield the header and one factory-format row per device, with its current count."""
     yield [*FACTORY_HEADER, EXTENDED_COLUMN]
     for device in session.exec(select(Device).order_by(Device.serial)):
-        yield [device.serial, str(device.starting_code), keys.open(device.secret_key_encrypted),
-               str(device.token_count), str(device.time_divider),
-               "1" if device.restricted_digit_mode else "0", device.hardware_model,
-               device.firmware_version, device.test_code or "",
-               "1" if device.extended_tokens else "0"]
+        yield [
+            device.serial,
+            str(device.starting_code),
+            keys.open(device.secret_key_encrypted),
+            str(device.token_count),
+            str(device.time_divider),
+            "1" if device.restricted_digit_mode else "0",
+            device.hardware_model,
+            device.firmware_version,
+            device.test_code or "",
+            "1" if device.extended_tokens else "0",
+        ]
 
 
 def get_device(*, session: Session, serial: str) -> Device:
@@ -225,17 +265,33 @@ def get_device(*, session: Session, serial: str) -> Device:
     return device
 
 
-def add_device(*, session: Session, keys: KeyBox, serial: str, key_hex: str,
-               starting_code: int, time_divider: int = 1, restricted: bool = False,
-               extended: bool = False, hardware_model: str = "") -> Device:
+def add_device(
+    *,
+    session: Session,
+    keys: KeyBox,
+    serial: str,
+    key_hex: str,
+    starting_code: int,
+    time_divider: int = 1,
+    restricted: bool = False,
+    extended: bool = False,
+    hardware_model: str = "",
+) -> Device:
     """Register one device (the demo and tests; fleets come in by CSV)."""
     try:
-        row = _parse_row(0, {"Serial Number": serial, "Key": key_hex,
-                             "Starting Code": str(starting_code), "Count": "0",
-                             "Time Divider": str(time_divider),
-                             "Restricted Digit Mode": "1" if restricted else "0",
-                             "Hardware Model": hardware_model, EXTENDED_COLUMN:
-                             "1" if extended else "0"})
+        row = _parse_row(
+            0,
+            {
+                "Serial Number": serial,
+                "Key": key_hex,
+                "Starting Code": str(starting_code),
+                "Count": "0",
+                "Time Divider": str(time_divider),
+                "Restricted Digit Mode": "1" if restricted else "0",
+                "Hardware Model": hardware_model,
+                EXTENDED_COLUMN: "1" if extended else "0",
+            },
+        )
     except ValueError as exc:
         raise InvalidInput(str(exc), serial=serial) from None
     if _existing(session, {row.serial}):
@@ -244,5 +300,14 @@ def add_device(*, session: Session, keys: KeyBox, serial: str, key_hex: str,
     return get_device(session=session, serial=row.serial)
 
 
-__all__ = ["DeviceStatus", "FACTORY_HEADER", "DeviceRow", "ImportResult", "parse_factory_csv",
-           "import_devices", "export_devices", "get_device", "add_device"]
+__all__ = [
+    "DeviceStatus",
+    "FACTORY_HEADER",
+    "DeviceRow",
+    "ImportResult",
+    "parse_factory_csv",
+    "import_devices",
+    "export_devices",
+    "get_device",
+    "add_device",
+]

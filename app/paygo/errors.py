@@ -19,8 +19,11 @@ class GatewayError(Exception):
         self.context = context
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message,
-                **{k: v for k, v in self.context.items() if _plain(v)}}
+        return {
+            "error": self.code,
+            "message": self.message,
+            **{k: v for k, v in self.context.items() if _plain(v)},
+        }
 
 
 def _plain(value: Any) -> bool:

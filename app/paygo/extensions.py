@@ -33,10 +33,18 @@ def init_app(app: Flask, settings: Settings) -> Gateway:
     # (the USSD session snapshot) must find the attribute implementations in place even
     # when it runs before this process has queried anything.
     configure_mappers()
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5) \
-        if settings.redis_url else None
-    gateway = Gateway(settings=settings, db=Database(settings.database_url),
-                      keys=KeyBox(settings.master_key), jobs=JobQueue(redis), redis=redis)
+    redis = (
+        Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        if settings.redis_url
+        else None
+    )
+    gateway = Gateway(
+        settings=settings,
+        db=Database(settings.database_url),
+        keys=KeyBox(settings.master_key),
+        jobs=JobQueue(redis),
+        redis=redis,
+    )
     app.extensions["paygo"] = gateway
     return gateway
 

@@ -43,24 +43,41 @@ class JobQueue:
     def inline(self) -> bool:
         return self.queue is None
 
-    def enqueue(self, func: Callable[..., Any], *args: Any, job_id: str,
-                retries: int = 0, delay: timedelta | None = None) -> None:
+    def enqueue(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        job_id: str,
+        retries: int = 0,
+        delay: timedelta | None = None,
+    ) -> None:
         """Run `func(*args)` in the background once; a pending job with this id is kept."""
         job_id = _UNSAFE_ID.sub("-", job_id)
         if self.queue is None:
             self._run_inline(func, args, job_id)
             return
-        existing = Job.fetch(job_id, connection=self.queue.connection) \
-            if Job.exists(job_id, connection=self.queue.connection) else None
+        existing = (
+            Job.fetch(job_id, connection=self.queue.connection)
+            if Job.exists(job_id, connection=self.queue.connection)
+            else None
+        )
         if existing is not None and existing.get_status(refresh=False) in _PENDING:
             return
         retry = Retry(max=retries, interval=list(BACKOFF_SECONDS[:retries])) if retries else None
         if delay is not None and delay.total_seconds() > 0:
-            self.queue.enqueue_in(delay, func, *args, job_id=job_id, retry=retry,
-                                  result_ttl=3600, failure_ttl=7 * 86400)
+            self.queue.enqueue_in(
+                delay,
+                func,
+                *args,
+                job_id=job_id,
+                retry=retry,
+                result_ttl=3600,
+                failure_ttl=7 * 86400,
+            )
         else:
-            self.queue.enqueue(func, *args, job_id=job_id, retry=retry,
-                               result_ttl=3600, failure_ttl=7 * 86400)
+            self.queue.enqueue(
+                func, *args, job_id=job_id, retry=retry, result_ttl=3600, failure_ttl=7 * 86400
+            )
 
     @staticmethod
     def _run_inline(func: Callable[..., Any], args: tuple[Any, ...], job_id: str) -> None:

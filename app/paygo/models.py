@@ -32,8 +32,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None,
-                             dialect: sa.Dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -76,12 +75,12 @@ class TokenType(StrEnum):
 
 
 class PaymentStatus(StrEnum):
-    RECEIVED = "received"      # stored, not yet reconciled
-    CREDITED = "credited"      # matched and credited to an account
-    UNMATCHED = "unmatched"    # in the suspense queue for an operator
-    FAILED = "failed"          # the provider says the payment did not go through
-    REJECTED = "rejected"      # unusable (bad amount, wrong currency)
-    REVERSED = "reversed"      # credited, then taken back by an operator
+    RECEIVED = "received"  # stored, not yet reconciled
+    CREDITED = "credited"  # matched and credited to an account
+    UNMATCHED = "unmatched"  # in the suspense queue for an operator
+    FAILED = "failed"  # the provider says the payment did not go through
+    REJECTED = "rejected"  # unusable (bad amount, wrong currency)
+    REVERSED = "reversed"  # credited, then taken back by an operator
 
 
 class MessageStatus(StrEnum):
@@ -89,7 +88,7 @@ class MessageStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
-    FAILED = "failed"                # dead letter: retries exhausted or permanent error
+    FAILED = "failed"  # dead letter: retries exhausted or permanent error
     UNDELIVERABLE = "undeliverable"  # the provider accepted it, the handset never got it
 
 
@@ -159,9 +158,9 @@ class Account(SQLModel, table=True):
     device_id: int = Field(foreign_key="devices.id", index=True)
     plan_id: int = Field(foreign_key="payment_plans.id")
     status: str = Field(default=AccountStatus.PENDING_DEPOSIT, max_length=20, index=True)
-    total_paid: int = 0       # every credited payment, minor units
-    remainder: int = 0        # paid but not yet turned into days
-    overpayment: int = 0      # paid beyond the plan's total: owed back to the customer
+    total_paid: int = 0  # every credited payment, minor units
+    remainder: int = 0  # paid but not yet turned into days
+    overpayment: int = 0  # paid beyond the plan's total: owed back to the customer
     credit_until: datetime | None = _ts(nullable=True)
     activated_at: datetime | None = _ts(nullable=True)
     paid_off_at: datetime | None = _ts(nullable=True)
@@ -171,13 +170,17 @@ class Account(SQLModel, table=True):
 
 class Payment(SQLModel, table=True):
     __tablename__ = "payments"
-    __table_args__ = (sa.UniqueConstraint("provider", "provider_txn_id",
-                                          name="uq_payments_provider_txn"),
-                      # The payments waiting to be reconciled, in order: a drain claims
-                      # the first without walking past every credited payment before it.
-                      sa.Index("ix_payments_waiting", "id",
-                               postgresql_where=sa.text("status = 'received'"),
-                               sqlite_where=sa.text("status = 'received'")))
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "provider_txn_id", name="uq_payments_provider_txn"),
+        # The payments waiting to be reconciled, in order: a drain claims
+        # the first without walking past every credited payment before it.
+        sa.Index(
+            "ix_payments_waiting",
+            "id",
+            postgresql_where=sa.text("status = 'received'"),
+            sqlite_where=sa.text("status = 'received'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     provider: str = Field(max_length=20)
@@ -222,8 +225,8 @@ class Token(SQLModel, table=True):
     payment_id: int | None = Field(default=None, foreign_key="payments.id", index=True)
     count: int
     type: str = Field(max_length=20)
-    days: int = 0          # whole days carried (0 for disable/sync)
-    value_raw: int = 0     # the value in the code: days x time divider, 998, 999
+    days: int = 0  # whole days carried (0 for disable/sync)
+    value_raw: int = 0  # the value in the code: days x time divider, 998, 999
     code: str = Field(max_length=24)
     reason: str = Field(default="", max_length=300)
     created_by: str = Field(default="system", max_length=80)

@@ -24,8 +24,11 @@ def normalise(raw: str, default_country: str = "KE") -> str:
             continue
         if phonenumbers.is_valid_number(number):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    raise InvalidInput(f"not a valid phone number: {raw[:40]!r}; write it as +254711000001 or "
-                       "in the national format", phone=raw)
+    raise InvalidInput(
+        f"not a valid phone number: {raw[:40]!r}; write it as +254711000001 or "
+        "in the national format",
+        phone=raw,
+    )
 
 
 def try_normalise(raw: str | None, default_country: str = "KE") -> str | None:

@@ -35,8 +35,10 @@ def _routes(value: str) -> dict[str, str]:
         prefix, _, provider = part.partition("=")
         prefix = prefix.strip().lstrip("+")
         if not prefix.isdigit() or provider.strip() not in SMS_PROVIDERS:
-            raise ValueError(f"bad route {part!r}: expected CODE=provider with provider in "
-                             f"{', '.join(SMS_PROVIDERS)}")
+            raise ValueError(
+                f"bad route {part!r}: expected CODE=provider with provider in "
+                f"{', '.join(SMS_PROVIDERS)}"
+            )
         routes[prefix] = provider.strip()
     return routes
 
@@ -157,8 +159,9 @@ _ENV: dict[str, tuple[str, Any]] = {
 }
 
 
-def load_settings(environ: Mapping[str, str] | None = None,
-                  overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
     """Read and validate settings from the environment (and optional overrides)."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
@@ -183,13 +186,15 @@ def load_settings(environ: Mapping[str, str] | None = None,
 def validate(settings: Settings) -> None:
     """Refuse settings that cannot work; in production, refuse default secrets."""
     if settings.env not in {"development", "production", "test"}:
-        raise ConfigurationError("PAYGO_ENV must be development or production",
-                                 setting="PAYGO_ENV")
+        raise ConfigurationError("PAYGO_ENV must be development or production", setting="PAYGO_ENV")
     if settings.sms_provider not in SMS_PROVIDERS:
-        raise ConfigurationError(f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}",
-                                 setting="SMS_PROVIDER")
-    for var, hour in (("QUIET_HOURS_START", settings.quiet_hours_start),
-                      ("QUIET_HOURS_END", settings.quiet_hours_end)):
+        raise ConfigurationError(
+            f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}", setting="SMS_PROVIDER"
+        )
+    for var, hour in (
+        ("QUIET_HOURS_START", settings.quiet_hours_start),
+        ("QUIET_HOURS_END", settings.quiet_hours_end),
+    ):
         if not 0 <= hour <= 23:
             raise ConfigurationError(f"{var} must be an hour of the day, 0-23", setting=var)
     _validate_locale(settings)
@@ -201,33 +206,40 @@ def validate(settings: Settings) -> None:
 
 def _validate_locale(settings: Settings) -> None:
     if not isinstance(logging.getLevelName(settings.log_level), int):
-        raise ConfigurationError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
-                                 setting="LOG_LEVEL")
+        raise ConfigurationError(
+            "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL", setting="LOG_LEVEL"
+        )
     if settings.default_country not in phonenumbers.SUPPORTED_REGIONS:
-        raise ConfigurationError("DEFAULT_COUNTRY must be an ISO 3166 country code such as KE",
-                                 setting="DEFAULT_COUNTRY")
+        raise ConfigurationError(
+            "DEFAULT_COUNTRY must be an ISO 3166 country code such as KE", setting="DEFAULT_COUNTRY"
+        )
     try:
         zoneinfo.ZoneInfo(settings.default_timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigurationError("DEFAULT_TIMEZONE must be an IANA zone such as Africa/Nairobi",
-                                 setting="DEFAULT_TIMEZONE") from None
+        raise ConfigurationError(
+            "DEFAULT_TIMEZONE must be an IANA zone such as Africa/Nairobi",
+            setting="DEFAULT_TIMEZONE",
+        ) from None
     if not settings.public_base_url.startswith(("http://", "https://")):
-        raise ConfigurationError("PUBLIC_BASE_URL must start with http:// or https://",
-                                 setting="PUBLIC_BASE_URL")
+        raise ConfigurationError(
+            "PUBLIC_BASE_URL must start with http:// or https://", setting="PUBLIC_BASE_URL"
+        )
 
 
 def _validate_positive(settings: Settings) -> None:
-    for var, value in (("SMS_MAX_PARTS", settings.sms_max_parts),
-                       ("SMS_TIMEOUT_SECONDS", settings.sms_timeout_seconds),
-                       ("SMS_MAX_ATTEMPTS", settings.sms_max_attempts),
-                       ("SMS_RETRY_BASE_SECONDS", settings.sms_retry_base_seconds),
-                       ("SMS_RETRY_MAX_SECONDS", settings.sms_retry_max_seconds),
-                       ("SMS_RECONCILE_AFTER_SECONDS", settings.sms_reconcile_after_seconds),
-                       ("SMS_SWEEP_INTERVAL_SECONDS", settings.sms_sweep_interval_seconds),
-                       ("USSD_SESSION_TTL_SECONDS", settings.ussd_session_ttl_seconds),
-                       ("LOOKUP_LOCKOUT_FAILURES", settings.lookup_lockout_failures),
-                       ("LOOKUP_LOCKOUT_SECONDS", settings.lookup_lockout_seconds),
-                       ("TOKEN_DRIFT_WARNING", settings.token_drift_warning)):
+    for var, value in (
+        ("SMS_MAX_PARTS", settings.sms_max_parts),
+        ("SMS_TIMEOUT_SECONDS", settings.sms_timeout_seconds),
+        ("SMS_MAX_ATTEMPTS", settings.sms_max_attempts),
+        ("SMS_RETRY_BASE_SECONDS", settings.sms_retry_base_seconds),
+        ("SMS_RETRY_MAX_SECONDS", settings.sms_retry_max_seconds),
+        ("SMS_RECONCILE_AFTER_SECONDS", settings.sms_reconcile_after_seconds),
+        ("SMS_SWEEP_INTERVAL_SECONDS", settings.sms_sweep_interval_seconds),
+        ("USSD_SESSION_TTL_SECONDS", settings.ussd_session_ttl_seconds),
+        ("LOOKUP_LOCKOUT_FAILURES", settings.lookup_lockout_failures),
+        ("LOOKUP_LOCKOUT_SECONDS", settings.lookup_lockout_seconds),
+        ("TOKEN_DRIFT_WARNING", settings.token_drift_warning),
+    ):
         if not value > 0:
             raise ConfigurationError(f"{var} must be positive", setting=var)
 
@@ -241,7 +253,8 @@ def _enforce_non_default_secrets(settings: Settings) -> None:
             raise ConfigurationError(
                 f"{var} is missing or still the default; set a long random value "
                 f"(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
-                setting=var)
+                setting=var,
+            )
         if len(value) < 16:
             raise ConfigurationError(f"{var} is too short (16 characters at least)", setting=var)
 
@@ -249,17 +262,23 @@ def _enforce_non_default_secrets(settings: Settings) -> None:
 def _require_provider_settings(settings: Settings) -> None:
     used = {settings.sms_provider, *settings.sms_routes.values()}
     needs = {
-        "africastalking": (("AT_USERNAME", settings.at_username),
-                           ("AT_API_KEY", settings.at_api_key)),
-        "twilio": (("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
-                   ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token)),
+        "africastalking": (
+            ("AT_USERNAME", settings.at_username),
+            ("AT_API_KEY", settings.at_api_key),
+        ),
+        "twilio": (
+            ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+            ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+        ),
     }
     for provider in sorted(used):
         for var, value in needs.get(provider, ()):
             if not value:
                 raise ConfigurationError(
-                    f"SMS provider {provider} is selected but {var} is not set", setting=var)
+                    f"SMS provider {provider} is selected but {var} is not set", setting=var
+                )
     if "twilio" in used and not (settings.twilio_from or settings.twilio_messaging_service_sid):
         raise ConfigurationError(
             "SMS provider twilio needs TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID",
-            setting="TWILIO_FROM")
+            setting="TWILIO_FROM",
+        )

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'fe83975841ca'
-down_revision: str | None = 'e702345a8ab5'
+revision: str = "fe83975841ca"
+down_revision: str | None = "e702345a8ab5"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -23,19 +23,26 @@ WAITING = "status = 'received'"
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
+    if op.get_bind().dialect.name == "postgresql":
         # Built without blocking the acknowledgements' INSERTs on a large table.
         with op.get_context().autocommit_block():
-            op.create_index('ix_payments_waiting', 'payments', ['id'], unique=False,
-                            postgresql_where=sa.text(WAITING),
-                            postgresql_concurrently=True)
+            op.create_index(
+                "ix_payments_waiting",
+                "payments",
+                ["id"],
+                unique=False,
+                postgresql_where=sa.text(WAITING),
+                postgresql_concurrently=True,
+            )
         return
-    with op.batch_alter_table('payments', schema=None) as batch_op:
-        batch_op.create_index('ix_payments_waiting', ['id'], unique=False,
-                              sqlite_where=sa.text(WAITING))
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_payments_waiting", ["id"], unique=False, sqlite_where=sa.text(WAITING)
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('payments', schema=None) as batch_op:
-        batch_op.drop_index('ix_payments_waiting', postgresql_where=sa.text(WAITING),
-                            sqlite_where=sa.text(WAITING))
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_payments_waiting", postgresql_where=sa.text(WAITING), sqlite_where=sa.text(WAITING)
+        )

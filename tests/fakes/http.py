@@ -47,8 +47,9 @@ class LoopbackServer(ABC):
         handler = _handler_for(self)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        kwargs={"poll_interval": 0.05})
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
+        )
         self._thread.start()
         return self
 
@@ -111,15 +112,23 @@ class Request:
         parts = urlsplit(target)
         self.method, self.path, self.headers, self.body = method, parts.path, headers, body
         self.query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        self.form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"),
-                                                  keep_blank_values=True).items()}
+        self.form = {
+            k: v[0]
+            for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()
+        }
 
 
 class Reply:
     """A status, a content type and a body; `drop` closes the socket instead."""
 
-    def __init__(self, status: int, body: bytes | str = b"",
-                 content_type: str = "application/json", *, drop: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: bytes | str = b"",
+        content_type: str = "application/json",
+        *,
+        drop: bool = False,
+    ) -> None:
         self.status, self.content_type, self.drop = status, content_type, drop
         self.body = body.encode() if isinstance(body, str) else body
 
@@ -145,8 +154,9 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            request = Request(self.command, self.path,
-                              {k.lower(): v for k, v in self.headers.items()}, body)
+            request = Request(
+                self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+            )
             reply = server.handle(request)
             if reply.drop:
                 self.close_connection = True

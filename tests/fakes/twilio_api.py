@@ -27,15 +27,23 @@ from tests.fakes.http import LoopbackServer, Reply, Request
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "twilio-test-auth-token"
 #: Twilio's error codes for numbers it will not send to.
-ERRORS = {21211: "Invalid 'To' Phone Number", 21610: "Attempt to send to unsubscribed recipient",
-          21614: "'To' number is not a valid mobile number"}
+ERRORS = {
+    21211: "Invalid 'To' Phone Number",
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number is not a valid mobile number",
+}
 
 
 class FakeTwilio(LoopbackServer):
     """Twilio Messaging, scriptable per request (see tests.fakes.http)."""
 
-    def __init__(self, *, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN,
-                 from_: str = "+15005550006") -> None:
+    def __init__(
+        self,
+        *,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str = AUTH_TOKEN,
+        from_: str = "+15005550006",
+    ) -> None:
         super().__init__()
         self.account_sid, self.auth_token, self.from_ = account_sid, auth_token, from_
         #: Messages Twilio created, oldest first (each a Message resource as JSON).
@@ -47,9 +55,14 @@ class FakeTwilio(LoopbackServer):
 
     def settings(self, **extra: Any) -> dict[str, Any]:
         """Settings overrides that point the gateway at this server."""
-        return {"sms_provider": "twilio", "twilio_account_sid": self.account_sid,
-                "twilio_auth_token": self.auth_token, "twilio_from": self.from_,
-                "twilio_api_base_url": self.url, **extra}
+        return {
+            "sms_provider": "twilio",
+            "twilio_account_sid": self.account_sid,
+            "twilio_auth_token": self.auth_token,
+            "twilio_from": self.from_,
+            "twilio_api_base_url": self.url,
+            **extra,
+        }
 
     def bodies_to(self, number: str) -> list[str]:
         """What Twilio was asked to send to `number`, in order."""
@@ -61,14 +74,22 @@ class FakeTwilio(LoopbackServer):
             if message["sid"] == sid:
                 message.update(status=status, error_code=error_code)
 
-    def status_callback(self, sid: str, status: str, error_code: int | None = None,
-                        *, token: str | None = None) -> tuple[str, dict[str, str], dict[str, str]]:
+    def status_callback(
+        self, sid: str, status: str, error_code: int | None = None, *, token: str | None = None
+    ) -> tuple[str, dict[str, str], dict[str, str]]:
         """(path with query, form, headers) of the callback Twilio posts for a message."""
         message = next(m for m in self.messages if m["sid"] == sid)
         url = message["status_callback"]
-        form = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status,
-                "SmsStatus": status, "To": message["to"], "From": message["from"],
-                "AccountSid": self.account_sid, "ApiVersion": "2010-04-01"}
+        form = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "To": message["to"],
+            "From": message["from"],
+            "AccountSid": self.account_sid,
+            "ApiVersion": "2010-04-01",
+        }
         if error_code is not None:
             form["ErrorCode"] = str(error_code)
         signature = RequestValidator(token or self.auth_token).compute_signature(url, form)
@@ -88,7 +109,7 @@ class FakeTwilio(LoopbackServer):
         if request.path.startswith(base + "/") and request.method == "GET":
             if self.default == "down":
                 return _error(503, 20500, "Service Unavailable")
-            sid = request.path[len(base) + 1:].removesuffix(".json")
+            sid = request.path[len(base) + 1 :].removesuffix(".json")
             found = next((m for m in self.messages if m["sid"] == sid), None)
             return Reply(200, json.dumps(found)) if found else _error(404, 20404, "Not found")
         return _error(404, 20404, "The requested resource was not found")
@@ -116,15 +137,28 @@ class FakeTwilio(LoopbackServer):
         now = datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
         with self._creating:
             sid = f"SM{next(self._ids):032x}"
-            message = {"sid": sid, "account_sid": self.account_sid, "to": form.get("To", ""),
-                       "from": form.get("From") or self.from_, "body": form.get("Body", ""),
-                       "messaging_service_sid": form.get("MessagingServiceSid"),
-                       "status": "queued", "direction": "outbound-api", "num_segments": "1",
-                       "num_media": "0", "error_code": None, "error_message": None,
-                       "date_created": now, "date_updated": now, "date_sent": None,
-                       "api_version": "2010-04-01", "price": None, "price_unit": "USD",
-                       "status_callback": form.get("StatusCallback", ""),
-                       "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json"}
+            message = {
+                "sid": sid,
+                "account_sid": self.account_sid,
+                "to": form.get("To", ""),
+                "from": form.get("From") or self.from_,
+                "body": form.get("Body", ""),
+                "messaging_service_sid": form.get("MessagingServiceSid"),
+                "status": "queued",
+                "direction": "outbound-api",
+                "num_segments": "1",
+                "num_media": "0",
+                "error_code": None,
+                "error_message": None,
+                "date_created": now,
+                "date_updated": now,
+                "date_sent": None,
+                "api_version": "2010-04-01",
+                "price": None,
+                "price_unit": "USD",
+                "status_callback": form.get("StatusCallback", ""),
+                "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
+            }
             self.messages.append(message)
         return message
 
@@ -134,13 +168,29 @@ class FakeTwilio(LoopbackServer):
         to = request.query.get("To")
         found = [m for m in reversed(self.messages) if to is None or m["to"] == to]
         size = int(request.query.get("PageSize", "50"))
-        page = {"messages": found[:size], "end": min(size, len(found)) - 1, "start": 0,
-                "page": 0, "page_size": size, "next_page_uri": None,
-                "previous_page_uri": None, "first_page_uri": request.path,
-                "uri": request.path}
+        page = {
+            "messages": found[:size],
+            "end": min(size, len(found)) - 1,
+            "start": 0,
+            "page": 0,
+            "page_size": size,
+            "next_page_uri": None,
+            "previous_page_uri": None,
+            "first_page_uri": request.path,
+            "uri": request.path,
+        }
         return Reply(200, json.dumps(page))
 
 
 def _error(status: int, code: int, message: str) -> Reply:
-    return Reply(status, json.dumps({"code": code, "message": message, "status": status,
-                                     "more_info": f"https://www.twilio.com/docs/errors/{code}"}))
+    return Reply(
+        status,
+        json.dumps(
+            {
+                "code": code,
+                "message": message,
+                "status": status,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            }
+        ),
+    )

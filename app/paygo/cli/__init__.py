@@ -23,8 +23,20 @@ def register(app: Flask) -> None:
         worker,
     )
 
-    for module in (db, plans, devices, accounts, tokens, payments, messages, apikeys, demo,
-                   worker, flows, reminders):
+    for module in (
+        db,
+        plans,
+        devices,
+        accounts,
+        tokens,
+        payments,
+        messages,
+        apikeys,
+        demo,
+        worker,
+        flows,
+        reminders,
+    ):
         for command in module.commands:
             app.cli.add_command(command)
 
@@ -45,8 +57,9 @@ def _create_app() -> Flask:
 
 def main() -> None:
     """Entry point of the `paygo` console script."""
-    cli = FlaskGroup(create_app=_create_app, add_default_commands=True,
-                     help="Operate a PAYG solar gateway.")
+    cli = FlaskGroup(
+        create_app=_create_app, add_default_commands=True, help="Operate a PAYG solar gateway."
+    )
     # Built in, not from the app: it must work while a broken flow stops the app.
     from paygo.cli.flows import flows_group
 

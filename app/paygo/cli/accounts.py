@@ -21,20 +21,26 @@ def accounts_group() -> None:
 @click.option("--phone", required=True)
 @click.option("--device", "serial", required=True, help="Serial number of a device in stock.")
 @click.option("--plan", "plan_name", required=True)
-@click.option("--language", type=click.Choice(accounts.LANGUAGES), default="en",
-              show_default=True)
+@click.option("--language", type=click.Choice(accounts.LANGUAGES), default="en", show_default=True)
 @json_option
 @with_appcontext
 @handles_errors
-def create(name: str, phone: str, serial: str, plan_name: str, language: str,
-           as_json: bool) -> None:
+def create(
+    name: str, phone: str, serial: str, plan_name: str, language: str, as_json: bool
+) -> None:
     """Open an account; prints the account number last."""
     gateway = current_gateway()
     with gateway.db.transaction() as session:
         plan = plans.get_plan(session=session, name=plan_name)
         account = accounts.create_account(
-            session=session, name=name, phone=phone, serial=serial, plan=plan,
-            language=language, default_country=gateway.settings.default_country)
+            session=session,
+            name=name,
+            phone=phone,
+            serial=serial,
+            plan=plan,
+            language=language,
+            default_country=gateway.settings.default_country,
+        )
         number = account.number
     emit(as_json, {"account_number": number}, f"account for {name} on {serial}:", number)
 
@@ -49,8 +55,12 @@ def show(number: str, as_json: bool) -> None:
     gateway = current_gateway()
     with gateway.db.session() as session:
         account = accounts.get_account(session=session, number=number)
-        view = credit.account_view(session=session, account=account, now=utcnow(),
-                                   drift_warning=gateway.settings.token_drift_warning)
+        view = credit.account_view(
+            session=session,
+            account=account,
+            now=utcnow(),
+            drift_warning=gateway.settings.token_drift_warning,
+        )
     emit(as_json, view, *credit.describe(view))
 
 

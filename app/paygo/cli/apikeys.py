@@ -34,11 +34,22 @@ def create(role: str, name: str, as_json: bool) -> None:
         key = ApiKey(name=name, role=role, prefix=raw[:10], key_hash=hash_api_key(raw))
         session.add(key)
         session.flush()
-        audit.record(session=session, actor="cli", action="apikey.create",
-                     target_type="api_key", target_id=key.id, role=role, name=name)
+        audit.record(
+            session=session,
+            actor="cli",
+            action="apikey.create",
+            target_type="api_key",
+            target_id=key.id,
+            role=role,
+            name=name,
+        )
         key_id = key.id
-    emit(as_json, {"id": key_id, "role": role, "key": raw},
-         f"api key #{key_id} ({role}); shown once, store it now:", raw)
+    emit(
+        as_json,
+        {"id": key_id, "role": role, "key": raw},
+        f"api key #{key_id} ({role}); shown once, store it now:",
+        raw,
+    )
 
 
 commands = [apikeys_group]

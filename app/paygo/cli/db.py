@@ -49,10 +49,11 @@ def upgrade(revision: str, as_json: bool) -> None:
     except CommandError as exc:
         fail(f"cannot upgrade to {revision!r}: {exc}")
     except DBAPIError as exc:
-        fail(f"cannot migrate {shown}: {str(exc.orig).strip().splitlines()[0]}; "
-             "check DATABASE_URL and that the database server answers")
-    emit(as_json, {"upgraded_to": target, "database": shown},
-         f"database {shown} is at {target}")
+        fail(
+            f"cannot migrate {shown}: {str(exc.orig).strip().splitlines()[0]}; "
+            "check DATABASE_URL and that the database server answers"
+        )
+    emit(as_json, {"upgraded_to": target, "database": shown}, f"database {shown} is at {target}")
 
 
 commands = [db_group]

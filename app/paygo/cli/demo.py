@@ -19,13 +19,21 @@ def demo_command(if_empty: bool, as_json: bool) -> None:
     """Load a demo plan, devices, customers and accounts."""
     gateway = current_gateway()
     with gateway.db.transaction() as session:
-        loaded = demo.load(session=session, keys=gateway.keys, if_empty=if_empty,
-                           default_country=gateway.settings.default_country)
+        loaded = demo.load(
+            session=session,
+            keys=gateway.keys,
+            if_empty=if_empty,
+            default_country=gateway.settings.default_country,
+        )
     if loaded is None:
         emit(as_json, {"loaded": False}, "demo data is there already")
         return
-    emit(as_json, {"loaded": True, "accounts": loaded},
-         "demo data loaded; accounts:", *(f"  {n}" for n in loaded))
+    emit(
+        as_json,
+        {"loaded": True, "accounts": loaded},
+        "demo data loaded; accounts:",
+        *(f"  {n}" for n in loaded),
+    )
 
 
 commands = [demo_command]

@@ -38,14 +38,17 @@ def import_(path: Path, as_json: bool) -> None:
     with gateway.db.transaction() as session:
         if sys.stdout.isatty() and not as_json:
             with click.progressbar(length=len(rows), label="importing") as bar:
-                result = devices.import_devices(session=session, keys=gateway.keys, rows=rows,
-                                                progress=bar.update)
+                result = devices.import_devices(
+                    session=session, keys=gateway.keys, rows=rows, progress=bar.update
+                )
         else:
             result = devices.import_devices(session=session, keys=gateway.keys, rows=rows)
-    data = {"created": result.created, "updated": result.updated,
-            "unchanged": result.unchanged}
-    emit(as_json, data, f"{result.created} created, {result.updated} updated, "
-                        f"{result.unchanged} unchanged")
+    data = {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
+    emit(
+        as_json,
+        data,
+        f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged",
+    )
 
 
 @devices_group.command("export")

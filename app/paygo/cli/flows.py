@@ -24,8 +24,13 @@ def flows_group() -> None:
 
 
 @flows_group.command("check")
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Folder of flow files (default: FLOWS_DIR or flows/).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of flow files (default: FLOWS_DIR or flows/).",
+)
 @json_option
 @handles_errors
 def check(directory: Path | None, as_json: bool) -> None:
@@ -37,10 +42,18 @@ def check(directory: Path | None, as_json: bool) -> None:
         problems += check_keywords(flows[SMS_FLOW])
     lines = [str(p) for p in problems] or [
         f"{flow.path}: ok ({len(flow.states)} states, {', '.join(flow.languages)})"
-        for flow in flows.values()]
-    emit(as_json, {"directory": str(folder), "ok": not problems,
-                   "flows": sorted(f.path for f in flows.values()),
-                   "problems": [str(p) for p in problems]}, *lines)
+        for flow in flows.values()
+    ]
+    emit(
+        as_json,
+        {
+            "directory": str(folder),
+            "ok": not problems,
+            "flows": sorted(f.path for f in flows.values()),
+            "problems": [str(p) for p in problems],
+        },
+        *lines,
+    )
     if problems:
         raise SystemExit(1)
 

@@ -41,8 +41,10 @@ def list_(to: str | None, status: str | None, limit: int, as_json: bool) -> None
     with gateway.db.session() as session:
         query = select(OutboundMessage).order_by(col(OutboundMessage.id).desc()).limit(limit)
         if to:
-            query = query.where(OutboundMessage.recipient ==
-                                (try_normalise(to, gateway.settings.default_country) or to))
+            query = query.where(
+                OutboundMessage.recipient
+                == (try_normalise(to, gateway.settings.default_country) or to)
+            )
         if status:
             query = query.where(OutboundMessage.status == status)
         rows = [message_dict(m) for m in session.exec(query)]
@@ -80,18 +82,28 @@ def retry(message_id: int | None, retry_all: bool, as_json: bool) -> None:
             if found is None:
                 raise NotFound(f"no message #{message_id}")
             if found.status not in outbox.RETRYABLE:
-                fail(f"message #{message_id} is {found.status}; only failed or "
-                     "undeliverable messages are retried")
+                fail(
+                    f"message #{message_id} is {found.status}; only failed or "
+                    "undeliverable messages are retried"
+                )
             targets = [found]
         for message in targets:
             reason = f"retried by operator (was: {message.status_reason or message.status})"
             outbox.requeue(session=session, message=message, now=now, reason=reason)
-            audit.record(session=session, actor="cli", action="message.retry",
-                         target_type="message", target_id=message.id)
+            audit.record(
+                session=session,
+                actor="cli",
+                action="message.retry",
+                target_type="message",
+                target_id=message.id,
+            )
         ids = [m.id for m in targets]
     # Committed: the messages are on their way (a job each, or sent inline).
-    emit(as_json, {"retried": ids}, f"queued {len(ids)} message(s) again: "
-         + (", ".join(f"#{i}" for i in ids) or "none"))
+    emit(
+        as_json,
+        {"retried": ids},
+        f"queued {len(ids)} message(s) again: " + (", ".join(f"#{i}" for i in ids) or "none"),
+    )
 
 
 @messages_group.command("sweep")

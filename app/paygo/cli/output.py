@@ -15,8 +15,9 @@ from paygo.errors import GatewayError, ImportFailed
 P = ParamSpec("P")
 R = TypeVar("R")
 
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print one JSON object instead of text.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object instead of text."
+)
 
 
 def emit(as_json: bool, data: dict[str, Any], *lines: str) -> None:

@@ -44,12 +44,17 @@ def payments_group() -> None:
 def unmatched(limit: int, as_json: bool) -> None:
     """List payments no rule could place (the suspense queue), oldest first."""
     with current_gateway().db.session() as session:
-        rows = [payment_dict(p) for p in reconcile.unmatched_payments(session=session,
-                                                                       limit=limit)]
-    emit(as_json, {"payments": rows},
-         *(f"#{r['id']} {r['provider']} {r['provider_txn_id']} {_amount(r)} "
-           f"ref={r['reference']!r} payer={r['payer']} - {r['status_reason']}" for r in rows)
-         or ["no unmatched payments"])
+        rows = [payment_dict(p) for p in reconcile.unmatched_payments(session=session, limit=limit)]
+    emit(
+        as_json,
+        {"payments": rows},
+        *(
+            f"#{r['id']} {r['provider']} {r['provider_txn_id']} {_amount(r)} "
+            f"ref={r['reference']!r} payer={r['payer']} - {r['status_reason']}"
+            for r in rows
+        )
+        or ["no unmatched payments"],
+    )
 
 
 @payments_group.command("assign")
@@ -63,11 +68,19 @@ def assign(payment_id: int, account: str, actor: str, as_json: bool) -> None:
     """Credit an unmatched payment to ACCOUNT, exactly as an automatic match would."""
     gateway = current_gateway()
     with gateway.db.transaction() as session:
-        outcome = reconcile.assign_payment(session=session, keys=gateway.keys,
-                                           payment_id=payment_id, account_number=account,
-                                           actor=actor, now=utcnow())
-    emit(as_json, asdict(outcome),
-         f"payment #{payment_id} credited to account {outcome.account_number}")
+        outcome = reconcile.assign_payment(
+            session=session,
+            keys=gateway.keys,
+            payment_id=payment_id,
+            account_number=account,
+            actor=actor,
+            now=utcnow(),
+        )
+    emit(
+        as_json,
+        asdict(outcome),
+        f"payment #{payment_id} credited to account {outcome.account_number}",
+    )
 
 
 @payments_group.command("reverse")
@@ -81,18 +94,41 @@ def reverse(payment_id: int, reason: str, actor: str, as_json: bool) -> None:
     """Take a credited payment back: credit-until moves back, the box is set to match."""
     gateway = current_gateway()
     with gateway.db.transaction() as session:
-        done = reversals.reverse_payment(session=session, keys=gateway.keys,
-                                         payment_id=payment_id, reason=reason, actor=actor,
-                                         now=utcnow())
-        codes = [{"token": t.code, "formatted": format_code(t.code), "count": t.count,
-                  "type": t.type, "days": t.days} for t in done.tokens]
-    data = {"payment_id": done.payment_id, "account_number": done.account_number,
-            "amount": done.amount, "days_removed": done.days_removed, "tokens": codes}
-    emit(as_json, data,
-         f"payment #{payment_id} reversed on account {done.account_number} "
-         f"({done.days_removed:g} days taken back)",
-         *(f"SET_TIME code sent to the customer: {c['formatted']} ({c['days']} days)"
-           for c in codes))
+        done = reversals.reverse_payment(
+            session=session,
+            keys=gateway.keys,
+            payment_id=payment_id,
+            reason=reason,
+            actor=actor,
+            now=utcnow(),
+        )
+        codes = [
+            {
+                "token": t.code,
+                "formatted": format_code(t.code),
+                "count": t.count,
+                "type": t.type,
+                "days": t.days,
+            }
+            for t in done.tokens
+        ]
+    data = {
+        "payment_id": done.payment_id,
+        "account_number": done.account_number,
+        "amount": done.amount,
+        "days_removed": done.days_removed,
+        "tokens": codes,
+    }
+    emit(
+        as_json,
+        data,
+        f"payment #{payment_id} reversed on account {done.account_number} "
+        f"({done.days_removed:g} days taken back)",
+        *(
+            f"SET_TIME code sent to the customer: {c['formatted']} ({c['days']} days)"
+            for c in codes
+        ),
+    )
 
 
 @payments_group.command("import-statement")
@@ -107,13 +143,18 @@ def import_statement(path: Path, as_json: bool) -> None:
     except UnicodeDecodeError:
         raise InvalidInput(f"{path} is not UTF-8 text; export the statement as CSV") from None
     report = tasks.import_statement(current_gateway(), text)
-    emit(as_json, asdict(report),
-         f"{report.new} new payment(s), {report.known} already known, "
-         f"{report.unmatched} unmatched, {report.credited} credited"
-         + (f", {report.rejected} rejected" if report.rejected else "")
-         + f" ({report.skipped} non-payment line(s) skipped)",
-         *(f"unmatched: payment #{i} (paygo payments assign {i} ACCOUNT)"
-           for i in report.unmatched_ids))
+    emit(
+        as_json,
+        asdict(report),
+        f"{report.new} new payment(s), {report.known} already known, "
+        f"{report.unmatched} unmatched, {report.credited} credited"
+        + (f", {report.rejected} rejected" if report.rejected else "")
+        + f" ({report.skipped} non-payment line(s) skipped)",
+        *(
+            f"unmatched: payment #{i} (paygo payments assign {i} ACCOUNT)"
+            for i in report.unmatched_ids
+        ),
+    )
 
 
 @payments_group.command("sweep")

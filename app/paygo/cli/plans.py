@@ -33,18 +33,31 @@ def plans_group() -> None:
 @json_option
 @with_appcontext
 @handles_errors
-def create(name: str, currency: str, price_per_day: str, deposit: str, deposit_days: int,
-           min_payment: str, total_price: str | None, reminder_days: int,
-           as_json: bool) -> None:
+def create(
+    name: str,
+    currency: str,
+    price_per_day: str,
+    deposit: str,
+    deposit_days: int,
+    min_payment: str,
+    total_price: str | None,
+    reminder_days: int,
+    as_json: bool,
+) -> None:
     """Create a payment plan (amounts in major units as a person types them)."""
     currency = currency.upper()
     with current_gateway().db.transaction() as session:
         plan = plans.create_plan(
-            session=session, name=name, currency=currency,
-            price_per_day=to_minor(price_per_day, currency), deposit=to_minor(deposit, currency),
-            deposit_days=deposit_days, min_payment=to_minor(min_payment, currency),
+            session=session,
+            name=name,
+            currency=currency,
+            price_per_day=to_minor(price_per_day, currency),
+            deposit=to_minor(deposit, currency),
+            deposit_days=deposit_days,
+            min_payment=to_minor(min_payment, currency),
             total_price=None if total_price is None else to_minor(total_price, currency),
-            reminder_days_before=reminder_days)
+            reminder_days_before=reminder_days,
+        )
         data = plan_dict(plan)
     emit(as_json, data, f"plan {name}: {format_minor(plan.price_per_day, currency)} a day")
 
@@ -57,8 +70,10 @@ def list_(as_json: bool) -> None:
     """List payment plans."""
     with current_gateway().db.session() as session:
         rows = [plan_dict(p) for p in plans.list_plans(session=session)]
-    lines = [f"{r['name']}: {format_minor(int(str(r['price_per_day'])), str(r['currency']))}"
-             f" a day" for r in rows]
+    lines = [
+        f"{r['name']}: {format_minor(int(str(r['price_per_day'])), str(r['currency']))} a day"
+        for r in rows
+    ]
     emit(as_json, {"plans": rows}, *(lines or ["no plans"]))
 
 

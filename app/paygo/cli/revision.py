@@ -12,8 +12,9 @@ from paygo.settings import load_settings
 
 def main() -> None:
     message = " ".join(sys.argv[1:]) or "schema change"
-    command.revision(alembic_config(load_settings().database_url), message=message,
-                     autogenerate=True)
+    command.revision(
+        alembic_config(load_settings().database_url), message=message, autogenerate=True
+    )
 
 
 if __name__ == "__main__":

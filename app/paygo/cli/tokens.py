@@ -17,8 +17,12 @@ from paygo.tokens.codec import TokenKind, format_code
 from paygo.tokens.issue import CreditResult, recent_tokens
 from paygo.tokens.receipts import days_text
 
-KINDS = {"add": TokenKind.ADD_TIME, "set": TokenKind.SET_TIME,
-         "disable": TokenKind.DISABLE_PAYG, "sync": TokenKind.COUNTER_SYNC}
+KINDS = {
+    "add": TokenKind.ADD_TIME,
+    "set": TokenKind.SET_TIME,
+    "disable": TokenKind.DISABLE_PAYG,
+    "sync": TokenKind.COUNTER_SYNC,
+}
 
 
 def token_days(token: Token, divider: int) -> float:
@@ -30,23 +34,34 @@ def token_days(token: Token, divider: int) -> float:
 
 def token_dict(token: Token, divider: int = 1) -> dict[str, Any]:
     """A stored token as plain data."""
-    return {"token": token.code, "formatted": format_code(token.code), "count": token.count,
-            "type": token.type, "days": token_days(token, divider), "reason": token.reason,
-            "created_at": token.created_at, "created_by": token.created_by,
-            "payment_id": token.payment_id}
+    return {
+        "token": token.code,
+        "formatted": format_code(token.code),
+        "count": token.count,
+        "type": token.type,
+        "days": token_days(token, divider),
+        "reason": token.reason,
+        "created_at": token.created_at,
+        "created_by": token.created_by,
+        "payment_id": token.payment_id,
+    }
 
 
 def _summary(tokens: list[Token], divider: int) -> dict[str, Any]:
     """One object: the first code at the top level, every code under `tokens`."""
     first = token_dict(tokens[0], divider) if tokens else {"token": None, "count": None}
-    return {**first, "days": sum(token_days(t, divider) for t in tokens),
-            "tokens": [token_dict(t, divider) for t in tokens]}
+    return {
+        **first,
+        "days": sum(token_days(t, divider) for t in tokens),
+        "tokens": [token_dict(t, divider) for t in tokens],
+    }
 
 
 def _line(token: dict[str, Any]) -> str:
-    what = {TokenKind.DISABLE_PAYG: "unlocks the box for good",
-            TokenKind.COUNTER_SYNC: "resynchronises the count"}.get(
-        token["type"], f"{days_text(token['days'])} days")
+    what = {
+        TokenKind.DISABLE_PAYG: "unlocks the box for good",
+        TokenKind.COUNTER_SYNC: "resynchronises the count",
+    }.get(token["type"], f"{days_text(token['days'])} days")
     return f"{token['formatted']}  ({token['type']}, {what}, count {token['count']})"
 
 
@@ -58,22 +73,32 @@ def tokens_group() -> None:
 @tokens_group.command("issue")
 @click.argument("number")
 @click.option("--type", "kind", type=click.Choice(sorted(KINDS)), required=True)
-@click.option("--days", type=click.IntRange(min=0), default=None,
-              help="Days for add/set; set without --days uses the server's remaining days.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Days for add/set; set without --days uses the server's remaining days.",
+)
 @click.option("--reason", required=True)
 @click.option("--actor", default="cli", show_default=True, help="Who is issuing it.")
 @json_option
 @with_appcontext
 @handles_errors
-def issue(number: str, kind: str, days: int | None, reason: str, actor: str,
-          as_json: bool) -> None:
+def issue(number: str, kind: str, days: int | None, reason: str, actor: str, as_json: bool) -> None:
     """Issue an operator token for an account's box and print the code."""
     gateway = current_gateway()
     with gateway.db.transaction() as session:
         account = accounts.get_account(session=session, number=number)
-        tokens = operator.operator_token(session=session, keys=gateway.keys, account=account,
-                                         kind=KINDS[kind], days=days, reason=reason,
-                                         actor=actor, now=utcnow())
+        tokens = operator.operator_token(
+            session=session,
+            keys=gateway.keys,
+            account=account,
+            kind=KINDS[kind],
+            days=days,
+            reason=reason,
+            actor=actor,
+            now=utcnow(),
+        )
         device = session.get(Device, account.device_id)
         data = _summary(tokens, device.time_divider if device else 1)
     emit(as_json, data, *(_line(t) for t in data["tokens"]))
@@ -91,18 +116,28 @@ def list_(number: str, limit: int, as_json: bool) -> None:
         account = accounts.get_account(session=session, number=number)
         device = session.get(Device, account.device_id)
         divider = device.time_divider if device else 1
-        rows = [token_dict(t, divider) for t in recent_tokens(
-            session=session, device_id=account.device_id, account_id=account.id,
-            limit=limit)]
-    lines = [f"{r['created_at']:%Y-%m-%d %H:%M}  {r['formatted']:<26} {r['type']:<13} "
-             f"{days_text(r['days']):>6} days  count {r['count']}  {r['reason']}" for r in rows]
+        rows = [
+            token_dict(t, divider)
+            for t in recent_tokens(
+                session=session, device_id=account.device_id, account_id=account.id, limit=limit
+            )
+        ]
+    lines = [
+        f"{r['created_at']:%Y-%m-%d %H:%M}  {r['formatted']:<26} {r['type']:<13} "
+        f"{days_text(r['days']):>6} days  count {r['count']}  {r['reason']}"
+        for r in rows
+    ]
     emit(as_json, {"account_number": number, "tokens": rows}, *lines or ["no tokens yet"])
 
 
 @tokens_group.command("entered")
 @click.argument("number")
-@click.option("--count", type=click.IntRange(min=0), default=None,
-              help="The count the box has reached (default: the newest token).")
+@click.option(
+    "--count",
+    type=click.IntRange(min=0),
+    default=None,
+    help="The count the box has reached (default: the newest token).",
+)
 @click.option("--actor", default="cli", show_default=True, help="Who confirmed it.")
 @json_option
 @with_appcontext
@@ -111,12 +146,20 @@ def entered(number: str, count: int | None, actor: str, as_json: bool) -> None:
     """Record that the box has taken the tokens up to COUNT (clears the drift warning)."""
     with current_gateway().db.transaction() as session:
         account = accounts.get_account(session=session, number=number)
-        device = operator.confirm_entered(session=session, account=account, actor=actor,
-                                          count=count)
-        data = {"device": device.serial, "entered_count": device.entered_count,
-                "token_count": device.token_count}
-    emit(as_json, data, f"{data['device']} has taken tokens up to count "
-                        f"{data['entered_count']} (server count {data['token_count']})")
+        device = operator.confirm_entered(
+            session=session, account=account, actor=actor, count=count
+        )
+        data = {
+            "device": device.serial,
+            "entered_count": device.entered_count,
+            "token_count": device.token_count,
+        }
+    emit(
+        as_json,
+        data,
+        f"{data['device']} has taken tokens up to count "
+        f"{data['entered_count']} (server count {data['token_count']})",
+    )
 
 
 @click.command("record")
@@ -127,8 +170,9 @@ def entered(number: str, count: int | None, actor: str, as_json: bool) -> None:
 @json_option
 @with_appcontext
 @handles_errors
-def record_payment(number: str, amount: str, reference: str | None, actor: str,
-                   as_json: bool) -> None:
+def record_payment(
+    number: str, amount: str, reference: str | None, actor: str, as_json: bool
+) -> None:
     """Record a cash or manual payment (major units) and print the token it buys."""
     gateway = current_gateway()
     with gateway.db.transaction() as session:
@@ -137,19 +181,28 @@ def record_payment(number: str, amount: str, reference: str | None, actor: str,
         device = session.get(Device, account.device_id)
         assert plan is not None and device is not None
         result = operator.record_manual_payment(
-            session=session, keys=gateway.keys, account=account, actor=actor,
-            amount=to_minor(amount, plan.currency), reference=reference, now=utcnow())
-        data = {**_summary(result.tokens, device.time_divider),
-                "payment_id": result.payment_id, "days": result.quote.days,
-                "credit_until": result.quote.credit_until,
-                "already_credited": result.already_credited,
-                "remainder": result.quote.remainder_after,
-                "deposit_left": result.quote.deposit_left,
-                "below_minimum": result.quote.below_minimum,
-                "pays_off": result.quote.pays_off,
-                "overpayment": result.quote.overpayment, "message_id": result.message_id}
-    emit(as_json, data, *(_line(t) for t in data["tokens"]),
-         _outcome(result, data, plan.currency))
+            session=session,
+            keys=gateway.keys,
+            account=account,
+            actor=actor,
+            amount=to_minor(amount, plan.currency),
+            reference=reference,
+            now=utcnow(),
+        )
+        data = {
+            **_summary(result.tokens, device.time_divider),
+            "payment_id": result.payment_id,
+            "days": result.quote.days,
+            "credit_until": result.quote.credit_until,
+            "already_credited": result.already_credited,
+            "remainder": result.quote.remainder_after,
+            "deposit_left": result.quote.deposit_left,
+            "below_minimum": result.quote.below_minimum,
+            "pays_off": result.quote.pays_off,
+            "overpayment": result.quote.overpayment,
+            "message_id": result.message_id,
+        }
+    emit(as_json, data, *(_line(t) for t in data["tokens"]), _outcome(result, data, plan.currency))
 
 
 def _outcome(result: CreditResult, data: dict[str, Any], currency: str) -> str:

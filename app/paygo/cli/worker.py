@@ -46,10 +46,14 @@ class AppScheduler(RQScheduler):
         if self._cron is None:
             self._cron = CronScheduler(connection=self.connection)
             for job in self.periodic:
-                self._cron.register(job.func, self.queue_name, name=job.name,
-                                    interval=None if job.cron else
-                                    max(1, round(job.every.total_seconds())),
-                                    cron=job.cron, job_timeout=job.timeout)
+                self._cron.register(
+                    job.func,
+                    self.queue_name,
+                    name=job.name,
+                    interval=None if job.cron else max(1, round(job.every.total_seconds())),
+                    cron=job.cron,
+                    job_timeout=job.timeout,
+                )
         return self._cron
 
 
@@ -68,14 +72,22 @@ class AppWorker(Worker):
             if getattr(self, "_is_horse", False):
                 gateway.db.dispose()  # close this horse's connections before it exits
 
-    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
-                         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
-                         log_format: str = DEFAULT_LOGGING_FORMAT) -> None:
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
         # rq's own method, with our scheduler class (rq offers no hook for it).
-        scheduler = AppScheduler(self.queues, connection=self.connection,
-                                 logging_level=logging_level or self.log.level,
-                                 date_format=date_format, log_format=log_format,
-                                 serializer=self.serializer)
+        scheduler = AppScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level or self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
         scheduler.periodic, scheduler.queue_name = self.periodic, self.queues[0].name
         self.scheduler = scheduler
         scheduler.acquire_locks()  # type: ignore[no-untyped-call]
@@ -98,8 +110,9 @@ class AppSimpleWorker(SimpleWorker, AppWorker):
     takes the worker with it (the process manager restarts it, the sweeps re-enqueue)."""
 
 
-def make_worker(app: Flask, *, name: str | None = None, periodic: bool = False,
-                fork: bool = True) -> AppWorker:
+def make_worker(
+    app: Flask, *, name: str | None = None, periodic: bool = False, fork: bool = True
+) -> AppWorker:
     """Build a worker on the app's queue; `periodic` adds the sweeps, reminders and chase."""
     gateway: Gateway = app.extensions["paygo"]
     if gateway.jobs.queue is None:
@@ -113,18 +126,24 @@ def make_worker(app: Flask, *, name: str | None = None, periodic: bool = False,
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
-@click.option("--no-periodic", is_flag=True,
-              help="Do not schedule the sweep, reminders and daily reconciliation.")
-@click.option("--fork/--no-fork", default=True, show_default=True,
-              help="Fork a work horse per job (rq's default isolation) or run jobs in-process.")
+@click.option(
+    "--no-periodic",
+    is_flag=True,
+    help="Do not schedule the sweep, reminders and daily reconciliation.",
+)
+@click.option(
+    "--fork/--no-fork",
+    default=True,
+    show_default=True,
+    help="Fork a work horse per job (rq's default isolation) or run jobs in-process.",
+)
 @with_appcontext
 def worker(burst: bool, no_periodic: bool, fork: bool) -> None:
     """Run background jobs from Redis (needs REDIS_URL)."""
     if current_gateway().jobs.queue is None:
         fail("REDIS_URL is not set: without Redis, jobs run inline in the web process")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    make_worker(app, periodic=not no_periodic, fork=fork).work(burst=burst,
-                                                               with_scheduler=True)
+    make_worker(app, periodic=not no_periodic, fork=fork).work(burst=burst, with_scheduler=True)
 
 
 commands = [worker]

@@ -29,11 +29,11 @@ from paygo.money import exponent, format_minor, to_minor
 from paygo.settings import Settings
 
 ACTIONS = Actions()
-MONEY = 18          # "KES 15,000,000.00"
-DATE = 10           # "30/11/2026"
-ACCOUNT = 12        # Account.number
-CODE = 31           # a 24-digit code grouped in threes
-DAYS = 7            # "99999.9"
+MONEY = 18  # "KES 15,000,000.00"
+DATE = 10  # "30/11/2026"
+ACCOUNT = 12  # Account.number
+CODE = 31  # a 24-digit code grouped in threes
+DAYS = 7  # "99999.9"
 MAX_TOKENS_LISTED = 10
 MAX_ACCOUNTS_LISTED = 20
 #: The statuses a customer can ask about (closed and repossessed accounts are not shown).
@@ -93,7 +93,7 @@ class Context:
 
 def group_code(code: str) -> str:
     """A code as people read it: digits in threes ("123 456 789")."""
-    return " ".join(code[i:i + 3] for i in range(0, len(code), 3))
+    return " ".join(code[i : i + 3] for i in range(0, len(code), 3))
 
 
 def _date(value: datetime | None, zone: str) -> str:
@@ -111,10 +111,27 @@ def _customer_for_phone(ctx: Context) -> Customer | None:
 
 #: Private session data (no placeholder can name it): the accounts as the session found them.
 SNAPSHOT = "_accounts"
-_ACCOUNT_FIELDS = ("id", "number", "customer_id", "device_id", "plan_id", "status",
-                   "total_paid", "remainder", "overpayment")
-_PLAN_FIELDS = ("id", "name", "currency", "deposit", "deposit_days", "price_per_day",
-                "min_payment", "total_price")
+_ACCOUNT_FIELDS = (
+    "id",
+    "number",
+    "customer_id",
+    "device_id",
+    "plan_id",
+    "status",
+    "total_paid",
+    "remainder",
+    "overpayment",
+)
+_PLAN_FIELDS = (
+    "id",
+    "name",
+    "currency",
+    "deposit",
+    "deposit_days",
+    "price_per_day",
+    "min_payment",
+    "total_price",
+)
 
 
 class Held:
@@ -135,8 +152,13 @@ class Held:
     @cached_property
     def account(self) -> Account:
         until = self.facts["credit_until"]
-        return _copy(Account, {**self.facts["account"],
-                               "credit_until": datetime.fromisoformat(until) if until else None})
+        return _copy(
+            Account,
+            {
+                **self.facts["account"],
+                "credit_until": datetime.fromisoformat(until) if until else None,
+            },
+        )
 
     @cached_property
     def plan(self) -> PaymentPlan:
@@ -164,23 +186,30 @@ def _statements() -> dict[str, Any]:
     columns = [getattr(Account, f) for f in _ACCOUNT_FIELDS] + [Account.credit_until]
     columns += [getattr(PaymentPlan, f) for f in _PLAN_FIELDS]
     columns += [Device.time_divider, Customer.timezone, Customer.language]
-    accounts = (sa_select(*columns)
-                .join(PaymentPlan, col(PaymentPlan.id) == col(Account.plan_id))
-                .join(Device, col(Device.id) == col(Account.device_id))
-                .join(Customer, col(Customer.id) == col(Account.customer_id))
-                .where(col(Account.status).in_(VISIBLE)))
-    tokens = (sa_select(col(Token.id), col(Token.code), col(Token.created_at), col(Token.days))
-              .where(col(Token.device_id) == bindparam("device_id"))
-              .where(or_(col(Token.account_id) == bindparam("account_id"),
-                         col(Token.account_id).is_(None)))
-              .order_by(col(Token.count).desc()))
+    accounts = (
+        sa_select(*columns)
+        .join(PaymentPlan, col(PaymentPlan.id) == col(Account.plan_id))
+        .join(Device, col(Device.id) == col(Account.device_id))
+        .join(Customer, col(Customer.id) == col(Account.customer_id))
+        .where(col(Account.status).in_(VISIBLE))
+    )
+    tokens = (
+        sa_select(col(Token.id), col(Token.code), col(Token.created_at), col(Token.days))
+        .where(col(Token.device_id) == bindparam("device_id"))
+        .where(
+            or_(col(Token.account_id) == bindparam("account_id"), col(Token.account_id).is_(None))
+        )
+        .order_by(col(Token.count).desc())
+    )
     return {
         "by_number": accounts.where(col(Account.number) == bindparam("number")),
         "by_phone": accounts.where(col(Customer.phone) == bindparam("phone"))
-        .order_by(col(Account.id)).limit(MAX_ACCOUNTS_LISTED),
+        .order_by(col(Account.id))
+        .limit(MAX_ACCOUNTS_LISTED),
         "newest_tokens": tokens.limit(bindparam("limit")),
         "one_token": tokens.where(col(Token.id) == bindparam("token_id")),
-        "set_language": update(Customer).where(col(Customer.phone) == bindparam("caller"))
+        "set_language": update(Customer)
+        .where(col(Customer.phone) == bindparam("caller"))
         .values(language=bindparam("chosen")),
     }
 
@@ -194,12 +223,17 @@ def _snapshot(ctx: Context, row: Any) -> dict[str, Any]:
     values = list(row)
     account = dict(zip(_ACCOUNT_FIELDS, values, strict=False))
     until = values[len(_ACCOUNT_FIELDS)]
-    rest = values[len(_ACCOUNT_FIELDS) + 1:]
+    rest = values[len(_ACCOUNT_FIELDS) + 1 :]
     plan = dict(zip(_PLAN_FIELDS, rest, strict=False))
-    divider, zone, language = rest[len(_PLAN_FIELDS):]
-    return {"account": account, "credit_until": until.isoformat() if until else None,
-            "plan": plan, "divider": divider, "language": language,
-            "zone": zone or ctx.settings.default_timezone}
+    divider, zone, language = rest[len(_PLAN_FIELDS) :]
+    return {
+        "account": account,
+        "credit_until": until.isoformat() if until else None,
+        "plan": plan,
+        "divider": divider,
+        "language": language,
+        "zone": zone or ctx.settings.default_timezone,
+    }
 
 
 def _held(ctx: Context, data: Mapping[str, Any]) -> Held:
@@ -225,10 +259,15 @@ def _smallest_payment(held: Held) -> int:
 
 # Who is calling --------------------------------------------------------------------------
 
-@ACTIONS.register("identify", branches=("one", "many", "unknown", "locked"),
-                  produces={"account": ACCOUNT},
-                  lists={"accounts": ListSpec(label_width=32, value_width=ACCOUNT,
-                                              max_items=MAX_ACCOUNTS_LISTED)})
+
+@ACTIONS.register(
+    "identify",
+    branches=("one", "many", "unknown", "locked"),
+    produces={"account": ACCOUNT},
+    lists={
+        "accounts": ListSpec(label_width=32, value_width=ACCOUNT, max_items=MAX_ACCOUNTS_LISTED)
+    },
+)
 def identify(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """Find the caller's accounts (as `accounts_for_phone` does, with what the menus need)."""
     rows = _query(ctx, "by_phone", phone=ctx.phone)
@@ -239,15 +278,17 @@ def identify(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     lang = found[0]["language"]
     held = {facts["account"]["number"]: facts for facts in found}
     if len(found) == 1:
-        return Outcome(branch="one", data={"account": next(iter(held)), SNAPSHOT: held},
-                       lang=lang)
-    listed = [{"label": f"{number} {facts['plan']['name']}"[:32].rstrip(), "value": number}
-              for number, facts in held.items()]
+        return Outcome(branch="one", data={"account": next(iter(held)), SNAPSHOT: held}, lang=lang)
+    listed = [
+        {"label": f"{number} {facts['plan']['name']}"[:32].rstrip(), "value": number}
+        for number, facts in held.items()
+    ]
     return Outcome(branch="many", data={"accounts": listed, SNAPSHOT: held}, lang=lang)
 
 
-@ACTIONS.register("lookup_account", branches=("ok", "wrong", "locked"),
-                  produces={"account": ACCOUNT})
+@ACTIONS.register(
+    "lookup_account", branches=("ok", "wrong", "locked"), produces={"account": ACCOUNT}
+)
 def lookup_account(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """Check an account number typed by an unknown caller, counting wrong ones."""
     number = str(data.get("typed_account", ""))
@@ -261,15 +302,24 @@ def _lookup(ctx: Context, number: str, *, ok: str, wrong: str) -> Outcome:
     if not rows:
         locked = ctx.lockout.fail(session=ctx.session, phone=ctx.phone, now=ctx.now)
         return Outcome(branch="locked" if locked else wrong)
-    return Outcome(branch=ok,
-                   data={"account": number, SNAPSHOT: {number: _snapshot(ctx, rows[0])}})
+    return Outcome(branch=ok, data={"account": number, SNAPSHOT: {number: _snapshot(ctx, rows[0])}})
 
 
 # Balance, tokens, paying -----------------------------------------------------------------
 
-@ACTIONS.register("balance", branches=("ok", "paid_off"), produces={
-    "account": ACCOUNT, "days_left": DAYS, "credit_until": DATE, "paid": MONEY,
-    "left_to_pay": MONEY, "due": DATE})
+
+@ACTIONS.register(
+    "balance",
+    branches=("ok", "paid_off"),
+    produces={
+        "account": ACCOUNT,
+        "days_left": DAYS,
+        "credit_until": DATE,
+        "paid": MONEY,
+        "left_to_pay": MONEY,
+        "due": DATE,
+    },
+)
 def balance(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """The account's credit: days left, credit-until, paid, left to pay, next payment."""
     held = _held(ctx, data)
@@ -278,11 +328,16 @@ def balance(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     if account.status == AccountStatus.PAID_OFF:
         return Outcome(branch="paid_off", data={"account": account.number, "paid": paid})
     left = None if plan.total_price is None else max(0, plan.total_price - account.total_paid)
-    return Outcome(data={
-        "account": account.number, "days_left": _days(credit.days_left(account, ctx.now)),
-        "credit_until": _date(account.credit_until, held.zone), "paid": paid,
-        "left_to_pay": "-" if left is None else format_minor(left, cur),
-        "due": _date(credit.next_payment_due(plan, account), held.zone)})
+    return Outcome(
+        data={
+            "account": account.number,
+            "days_left": _days(credit.days_left(account, ctx.now)),
+            "credit_until": _date(account.credit_until, held.zone),
+            "paid": paid,
+            "left_to_pay": "-" if left is None else format_minor(left, cur),
+            "due": _date(credit.next_payment_due(plan, account), held.zone),
+        }
+    )
 
 
 _TOKEN_VALUES = {"account": ACCOUNT, "code": CODE, "token_date": DATE, "token_days": DAYS}
@@ -290,8 +345,10 @@ _TOKEN_VALUES = {"account": ACCOUNT, "code": CODE, "token_date": DATE, "token_da
 
 def _tokens(ctx: Context, held: Held, limit: int, token_id: int | None = None) -> list[Any]:
     """The newest stored codes of the account's box (reading only: nothing is issued)."""
-    ids = {"device_id": held.facts["account"]["device_id"],
-           "account_id": held.facts["account"]["id"]}
+    ids = {
+        "device_id": held.facts["account"]["device_id"],
+        "account_id": held.facts["account"]["id"],
+    }
     if token_id is not None:
         return _query(ctx, "one_token", token_id=token_id, **ids)
     return _query(ctx, "newest_tokens", limit=limit, **ids)
@@ -300,9 +357,14 @@ def _tokens(ctx: Context, held: Held, limit: int, token_id: int | None = None) -
 def _token_outcome(held: Held, token: Any | None) -> Outcome:
     if token is None:
         return Outcome(branch="none", data={"account": held.number})
-    return Outcome(data={"account": held.number, "code": group_code(token.code),
-                         "token_date": _date(token.created_at, held.zone),
-                         "token_days": _days(token.days)})
+    return Outcome(
+        data={
+            "account": held.number,
+            "code": group_code(token.code),
+            "token_date": _date(token.created_at, held.zone),
+            "token_days": _days(token.days),
+        }
+    )
 
 
 @ACTIONS.register("last_token", branches=("ok", "none"), produces=_TOKEN_VALUES)
@@ -313,14 +375,21 @@ def last_token(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     return _token_outcome(held, newest[0] if newest else None)
 
 
-@ACTIONS.register("token_history", branches=("ok", "none"), produces={"account": ACCOUNT},
-                  lists={"tokens": ListSpec(label_width=DATE + 1 + CODE, value_width=12,
-                                            max_items=MAX_TOKENS_LISTED)})
+@ACTIONS.register(
+    "token_history",
+    branches=("ok", "none"),
+    produces={"account": ACCOUNT},
+    lists={
+        "tokens": ListSpec(label_width=DATE + 1 + CODE, value_width=12, max_items=MAX_TOKENS_LISTED)
+    },
+)
 def token_history(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """The last few codes with their dates, newest first."""
     held = _held(ctx, data)
-    listed = [{"label": f"{_date(t.created_at, held.zone)} {group_code(t.code)}",
-               "value": str(t.id)} for t in _tokens(ctx, held, MAX_TOKENS_LISTED)]
+    listed = [
+        {"label": f"{_date(t.created_at, held.zone)} {group_code(t.code)}", "value": str(t.id)}
+        for t in _tokens(ctx, held, MAX_TOKENS_LISTED)
+    ]
     if not listed:
         return Outcome(branch="none", data={"account": held.number})
     return Outcome(data={"tokens": listed})
@@ -335,23 +404,38 @@ def chosen_token(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     return _token_outcome(held, found[0] if found else None)
 
 
-@ACTIONS.register("pay_info", branches=("ok", "paid_off"), produces={
-    "account": ACCOUNT, "price_per_day": MONEY, "minimum": MONEY})
+@ACTIONS.register(
+    "pay_info",
+    branches=("ok", "paid_off"),
+    produces={"account": ACCOUNT, "price_per_day": MONEY, "minimum": MONEY},
+)
 def pay_info(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """What to type on the PayBill and what a day costs."""
     held = _held(ctx, data)
     if held.status == AccountStatus.PAID_OFF:
         return Outcome(branch="paid_off", data={"account": held.number})
     cur = held.currency
-    return Outcome(data={"account": held.number,
-                         "price_per_day": format_minor(held.plan.price_per_day, cur),
-                         "minimum": format_minor(_smallest_payment(held), cur)})
+    return Outcome(
+        data={
+            "account": held.number,
+            "price_per_day": format_minor(held.plan.price_per_day, cur),
+            "minimum": format_minor(_smallest_payment(held), cur),
+        }
+    )
 
 
-@ACTIONS.register("quote", branches=("time", "deposit", "below_minimum", "pays_off",
-                                     "paid_off"), produces={
-    "account": ACCOUNT, "amount_text": MONEY, "days": DAYS, "credit_until": DATE,
-    "deposit_left": MONEY, "minimum": MONEY})
+@ACTIONS.register(
+    "quote",
+    branches=("time", "deposit", "below_minimum", "pays_off", "paid_off"),
+    produces={
+        "account": ACCOUNT,
+        "amount_text": MONEY,
+        "days": DAYS,
+        "credit_until": DATE,
+        "deposit_left": MONEY,
+        "minimum": MONEY,
+    },
+)
 def quote(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """What an amount would buy, computed without changing anything."""
     held = _held(ctx, data)
@@ -359,24 +443,34 @@ def quote(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     if account.status == AccountStatus.PAID_OFF:
         return Outcome(branch="paid_off", data={"account": account.number})
     # Amounts are typed in major units; a currency without cents drops what it cannot hold.
-    typed = Decimal(str(data["amount"])).quantize(Decimal(1).scaleb(-exponent(cur)),
-                                                  rounding=ROUND_DOWN)
-    q = credit.quote(plan=held.plan, account=account, amount=to_minor(typed, cur),
-                     now=ctx.now, divider=held.divider)
+    typed = Decimal(str(data["amount"])).quantize(
+        Decimal(1).scaleb(-exponent(cur)), rounding=ROUND_DOWN
+    )
+    q = credit.quote(
+        plan=held.plan,
+        account=account,
+        amount=to_minor(typed, cur),
+        now=ctx.now,
+        divider=held.divider,
+    )
     base = {"account": account.number, "amount_text": format_minor(q.amount, cur)}
     if q.pays_off:
         return Outcome(branch="pays_off", data=base)
     if q.deposit_left > 0:
-        return Outcome(branch="deposit",
-                       data={**base, "deposit_left": format_minor(q.deposit_left, cur)})
+        return Outcome(
+            branch="deposit", data={**base, "deposit_left": format_minor(q.deposit_left, cur)}
+        )
     if q.below_minimum or not q.buys_time:
         smallest = format_minor(_smallest_payment(held), cur)
         return Outcome(branch="below_minimum", data={**base, "minimum": smallest})
-    return Outcome(branch="time", data={**base, "days": _days(q.days),
-                                        "credit_until": _date(q.credit_until, held.zone)})
+    return Outcome(
+        branch="time",
+        data={**base, "days": _days(q.days), "credit_until": _date(q.credit_until, held.zone)},
+    )
 
 
 # Language and tickets --------------------------------------------------------------------
+
 
 @ACTIONS.register("set_language", produces={})
 def set_language(ctx: Context, data: Mapping[str, Any]) -> Outcome:
@@ -393,9 +487,14 @@ def set_language(ctx: Context, data: Mapping[str, Any]) -> Outcome:
 def create_ticket(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """Open a ticket with the customer's own words."""
     account = _held(ctx, data).facts["account"]
-    ticket = Ticket(customer_id=account["customer_id"], account_id=account["id"],
-                    phone=ctx.phone, channel=ctx.channel, body=str(data.get("problem", "")),
-                    created_at=ctx.now)
+    ticket = Ticket(
+        customer_id=account["customer_id"],
+        account_id=account["id"],
+        phone=ctx.phone,
+        channel=ctx.channel,
+        body=str(data.get("problem", "")),
+        created_at=ctx.now,
+    )
     ctx.session.add(ticket)
     ctx.session.flush()
     return Outcome(data={"ticket": str(ticket.id)})
@@ -403,10 +502,24 @@ def create_ticket(ctx: Context, data: Mapping[str, Any]) -> Outcome:
 
 # SMS commands ----------------------------------------------------------------------------
 
-@ACTIONS.register("sms_start", branches=(
-    "help", "language", "language_help", "ask_account", "several", "bad_number",
-    "not_found", "locked", "balance", "token", "pay"),
-    produces={"account": ACCOUNT, "account_list": 64, "new_language": 2})
+
+@ACTIONS.register(
+    "sms_start",
+    branches=(
+        "help",
+        "language",
+        "language_help",
+        "ask_account",
+        "several",
+        "bad_number",
+        "not_found",
+        "locked",
+        "balance",
+        "token",
+        "pay",
+    ),
+    produces={"account": ACCOUNT, "account_list": 64, "new_language": 2},
+)
 def sms_start(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """Route a parsed SMS command: who is asking, about which account."""
     command = str(data.get("command", "help"))
@@ -440,6 +553,5 @@ def _sms_account(ctx: Context, typed: str) -> Outcome:
         listed = ", ".join(a.number for a in own)
         if len(listed) > 64:
             listed = listed[:60].rsplit(",", 1)[0] + ", ..."
-        return Outcome(branch="several", data={"account_list": listed,
-                                               "account": own[0].number})
+        return Outcome(branch="several", data={"account_list": listed, "account": own[0].number})
     return Outcome(data={"account": own[0].number})

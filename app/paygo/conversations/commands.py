@@ -26,8 +26,11 @@ class Command:
 
     def data(self) -> dict[str, str]:
         """The command as flow data for the `sms_start` action."""
-        return {"command": self.name, "account_arg": self.account_arg,
-                "language_arg": self.language_arg}
+        return {
+            "command": self.name,
+            "account_arg": self.account_arg,
+            "language_arg": self.language_arg,
+        }
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,11 @@ class Keywords:
             for lang, words in by_lang.items():
                 for word in words:
                     commands[_squash(str(word))] = (str(command), str(lang))
-        languages = {_squash(str(word)): str(lang)
-                     for lang, words in (flow.extra.get("language_names") or {}).items()
-                     for word in words}
+        languages = {
+            _squash(str(word)): str(lang)
+            for lang, words in (flow.extra.get("language_names") or {}).items()
+            for word in words
+        }
         return cls(commands=commands, languages=languages)
 
     def parse(self, text: str) -> Command:
@@ -60,13 +65,14 @@ class Keywords:
         for keyword in sorted(self.commands, key=len, reverse=True):
             if keyword and squashed.startswith(keyword):
                 command, lang = self.commands[keyword]
-                rest = squashed[len(keyword):]
+                rest = squashed[len(keyword) :]
                 break
         else:
             return Command(name="help")
         if command == "language":
-            return Command(name=command, language_arg=self.languages.get(rest, ""),
-                           keyword_lang=lang)
+            return Command(
+                name=command, language_arg=self.languages.get(rest, ""), keyword_lang=lang
+            )
         # "BAL acc 1000-0018": keep the digits the customer meant.
         digits = "".join(c for c in rest if c.isascii() and c.isdigit())
         return Command(name=command, account_arg=digits, keyword_lang=lang)
@@ -88,13 +94,19 @@ def check_keywords(flow: Flow) -> list[Problem]:
         for lang in flow.languages:
             words = by_lang.get(lang) if isinstance(by_lang, dict) else None
             if not (isinstance(words, list) and words):
-                problems.append(Problem(flow.path, f"no keyword for command {command}",
-                                        language=lang))
+                problems.append(
+                    Problem(flow.path, f"no keyword for command {command}", language=lang)
+                )
                 continue
             for word in map(_squash, map(str, words)):
                 if seen.setdefault(word, command) != command:
-                    problems.append(Problem(flow.path, f"keyword {word} means both "
-                                            f"{seen[word]} and {command}", language=lang))
+                    problems.append(
+                        Problem(
+                            flow.path,
+                            f"keyword {word} means both {seen[word]} and {command}",
+                            language=lang,
+                        )
+                    )
     unknown = sorted(set(raw) - set(COMMANDS))
     problems += [Problem(flow.path, f"unknown command {c!r} in keywords") for c in unknown]
     return problems

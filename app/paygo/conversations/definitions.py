@@ -69,8 +69,11 @@ class InputRule:
     def clean(self, raw: str) -> str | None:
         """The stored value for `raw`, or None when it is not acceptable."""
         checks: dict[str, Callable[[str], str | None]] = {
-            "digits": self._digits, "account_number": self._account,
-            "amount": self._amount, "text": self._text}
+            "digits": self._digits,
+            "account_number": self._account,
+            "amount": self._amount,
+            "text": self._text,
+        }
         return checks[self.type](raw.strip())
 
     def _digits(self, raw: str) -> str | None:
@@ -113,13 +116,13 @@ class State:
     kind: str
     text: Texts | None = None
     options: tuple[Option, ...] = ()
-    items: str | None = None       # menu: a list an action produced, shown as options
-    store: str | None = None       # menu/input: where the chosen value or input goes
+    items: str | None = None  # menu: a list an action produced, shown as options
+    store: str | None = None  # menu/input: where the chosen value or input goes
     next: str | None = None
     on: Mapping[str, str] = field(default_factory=dict)  # action: its branches -> states
     action: str | None = None
     input: InputRule | None = None
-    error: Texts | None = None     # input: shown above the text when the input is refused
+    error: Texts | None = None  # input: shown above the text when the input is refused
 
     def targets(self) -> list[str]:
         """Every state this one can lead to."""
@@ -175,8 +178,9 @@ def read_flow(path: Path) -> tuple[Flow | None, list[Problem]]:
     if raw["channel"] not in CHANNEL_LIMITS:
         problems.append(Problem(name, f"channel must be one of {', '.join(CHANNEL_LIMITS)}"))
     languages = raw["languages"]
-    if not (isinstance(languages, list) and languages
-            and all(isinstance(x, str) for x in languages)):
+    if not (
+        isinstance(languages, list) and languages and all(isinstance(x, str) for x in languages)
+    ):
         problems.append(Problem(name, "languages must be a list of language codes"))
     if not isinstance(raw["states"], dict) or not raw["states"]:
         problems.append(Problem(name, "states must be a mapping of state names"))
@@ -187,13 +191,21 @@ def read_flow(path: Path) -> tuple[Flow | None, list[Problem]]:
         state = _read_state(name, str(state_name), body, problems)
         if state is not None:
             states[state.name] = state
-    strings = {str(k): _texts(name, None, v, problems, what=f"string {k}")
-               for k, v in (raw.get("strings") or {}).items()}
-    flow = Flow(name=str(raw["flow"]), path=name, channel=str(raw["channel"]),
-                languages=tuple(languages), start=str(raw["start"]),
-                home=str(raw["home"]) if raw.get("home") else None,
-                strings=strings, states=states,
-                extra={k: v for k, v in raw.items() if k not in _TOP_KEYS})
+    strings = {
+        str(k): _texts(name, None, v, problems, what=f"string {k}")
+        for k, v in (raw.get("strings") or {}).items()
+    }
+    flow = Flow(
+        name=str(raw["flow"]),
+        path=name,
+        channel=str(raw["channel"]),
+        languages=tuple(languages),
+        start=str(raw["start"]),
+        home=str(raw["home"]) if raw.get("home") else None,
+        strings=strings,
+        states=states,
+        extra={k: v for k, v in raw.items() if k not in _TOP_KEYS},
+    )
     return flow, problems
 
 
@@ -211,14 +223,18 @@ def _read_state(file: str, name: str, body: Any, problems: list[Problem]) -> Sta
         problems.append(Problem(file, "branches must map branch names to states", state=name))
         on = {}
     return State(
-        name=name, kind=kind,
+        name=name,
+        kind=kind,
         text=_texts(file, name, body["text"], problems) if "text" in body else None,
         options=tuple(_read_options(file, name, body.get("options") or [], problems)),
-        items=_opt_str(body.get("items")), store=_opt_str(body.get("store")),
-        next=_opt_str(body.get("next")), on={str(k): str(v) for k, v in on.items()},
+        items=_opt_str(body.get("items")),
+        store=_opt_str(body.get("store")),
+        next=_opt_str(body.get("next")),
+        on={str(k): str(v) for k, v in on.items()},
         action=_opt_str(body.get("action")),
         input=_read_input(file, name, body.get("input"), problems),
-        error=_texts(file, name, body["error"], problems) if "error" in body else None)
+        error=_texts(file, name, body["error"], problems) if "error" in body else None,
+    )
 
 
 def _read_options(file: str, state: str, raw: Any, problems: list[Problem]) -> list[Option]:
@@ -230,8 +246,13 @@ def _read_options(file: str, state: str, raw: Any, problems: list[Problem]) -> l
         if not isinstance(item, dict) or "text" not in item or "next" not in item:
             problems.append(Problem(file, f"option {i} needs text and next", state=state))
             continue
-        options.append(Option(text=_texts(file, state, item["text"], problems),
-                              next=str(item["next"]), value=_opt_str(item.get("value"))))
+        options.append(
+            Option(
+                text=_texts(file, state, item["text"], problems),
+                next=str(item["next"]),
+                value=_opt_str(item.get("value")),
+            )
+        )
     return options
 
 
@@ -240,28 +261,34 @@ def _read_input(file: str, state: str, raw: Any, problems: list[Problem]) -> Inp
         return None
     spec = {"type": raw} if isinstance(raw, str) else raw
     if not isinstance(spec, dict) or spec.get("type") not in INPUT_TYPES:
-        problems.append(Problem(file, f"input type must be one of {', '.join(INPUT_TYPES)}",
-                                state=state))
+        problems.append(
+            Problem(file, f"input type must be one of {', '.join(INPUT_TYPES)}", state=state)
+        )
         return None
     try:
-        rule = InputRule(type=spec["type"], min_length=int(spec.get("min_length", 1)),
-                         max_length=int(spec.get("max_length", 20)),
-                         maximum=int(spec["max"]) if "max" in spec else None)
+        rule = InputRule(
+            type=spec["type"],
+            min_length=int(spec.get("min_length", 1)),
+            max_length=int(spec.get("max_length", 20)),
+            maximum=int(spec["max"]) if "max" in spec else None,
+        )
     except (TypeError, ValueError, InvalidOperation):
-        problems.append(Problem(file, "input lengths and max must be whole numbers",
-                                state=state))
+        problems.append(Problem(file, "input lengths and max must be whole numbers", state=state))
         return None
     if not 1 <= rule.min_length <= rule.max_length <= 160:
-        problems.append(Problem(file, "input lengths must satisfy 1 <= min_length <= "
-                                      "max_length <= 160", state=state))
+        problems.append(
+            Problem(
+                file, "input lengths must satisfy 1 <= min_length <= max_length <= 160", state=state
+            )
+        )
     return rule
 
 
-def _texts(file: str, state: str | None, raw: Any, problems: list[Problem],
-           what: str = "text") -> dict[str, str]:
+def _texts(
+    file: str, state: str | None, raw: Any, problems: list[Problem], what: str = "text"
+) -> dict[str, str]:
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-        problems.append(Problem(file, f"{what} must map language codes to strings",
-                                state=state))
+        problems.append(Problem(file, f"{what} must map language codes to strings", state=state))
         return {}
     return {str(k): v.rstrip("\n") for k, v in raw.items()}
 

@@ -66,15 +66,26 @@ class Actions:
     def __init__(self) -> None:
         self._specs: dict[str, ActionSpec] = {}
 
-    def register(self, name: str, *, branches: tuple[str, ...] = ("ok",),
-                 produces: Mapping[str, int] | None = None,
-                 lists: Mapping[str, ListSpec] | None = None) -> Callable[[F], F]:
+    def register(
+        self,
+        name: str,
+        *,
+        branches: tuple[str, ...] = ("ok",),
+        produces: Mapping[str, int] | None = None,
+        lists: Mapping[str, ListSpec] | None = None,
+    ) -> Callable[[F], F]:
         """Register the decorated function as action `name`."""
+
         def decorate(func: F) -> F:
-            self._specs[name] = ActionSpec(name=name, func=func, branches=branches,
-                                           produces=dict(produces or {}),
-                                           lists=dict(lists or {}))
+            self._specs[name] = ActionSpec(
+                name=name,
+                func=func,
+                branches=branches,
+                produces=dict(produces or {}),
+                lists=dict(lists or {}),
+            )
             return func
+
         return decorate
 
     def get(self, name: str) -> ActionSpec | None:
@@ -97,27 +108,48 @@ class Reply:
 class Engine:
     """Runs validated flows one input at a time."""
 
-    def __init__(self, flows: Mapping[str, Flow], actions: Actions,
-                 constants: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        flows: Mapping[str, Flow],
+        actions: Actions,
+        constants: Mapping[str, str] | None = None,
+    ) -> None:
         self.flows = dict(flows)
         self.actions = actions
         self.constants = dict(constants or {})
 
-    def begin(self, flow_name: str, *, lang: str, data: Mapping[str, Any] | None = None,
-              context: Any = None) -> tuple[Reply, dict[str, Any]]:
+    def begin(
+        self,
+        flow_name: str,
+        *,
+        lang: str,
+        data: Mapping[str, Any] | None = None,
+        context: Any = None,
+    ) -> tuple[Reply, dict[str, Any]]:
         """Start `flow_name` and return its first screen and state."""
         flow = self.flows[flow_name]
-        state: dict[str, Any] = {"flow": flow_name, "lang": lang, "at": flow.start, "page": 0,
-                                 "history": [], "data": dict(data or {}), "done": False}
+        state: dict[str, Any] = {
+            "flow": flow_name,
+            "lang": lang,
+            "at": flow.start,
+            "page": 0,
+            "history": [],
+            "data": dict(data or {}),
+            "done": False,
+        }
         return self._advance(flow, state, flow.start, context)
 
-    def resume(self, state: Mapping[str, Any], user_input: str, *,
-               context: Any = None) -> tuple[Reply, dict[str, Any]]:
+    def resume(
+        self, state: Mapping[str, Any], user_input: str, *, context: Any = None
+    ) -> tuple[Reply, dict[str, Any]]:
         """Apply one input to a conversation; the given state is left untouched."""
         # The engine only replaces top-level data values and appends to the history, so
         # copying those two leaves the caller's state untouched.
-        new: dict[str, Any] = {**state, "data": dict(state["data"]),
-                               "history": [list(h) for h in state["history"]]}
+        new: dict[str, Any] = {
+            **state,
+            "data": dict(state["data"]),
+            "history": [list(h) for h in state["history"]],
+        }
         flow = self.flows[new["flow"]]
         if new.get("done"):
             raise FlowRuntimeError("the conversation has ended")
@@ -137,10 +169,14 @@ class Engine:
 
     # Navigation -----------------------------------------------------------------------
 
-    def _navigate(self, flow: Flow, current: State, state: dict[str, Any],
-                  text: str) -> Reply | None:
-        if text == MORE and current.kind == "menu" \
-                and state["page"] + 1 < len(self._pages(flow, current, state)):
+    def _navigate(
+        self, flow: Flow, current: State, state: dict[str, Any], text: str
+    ) -> Reply | None:
+        if (
+            text == MORE
+            and current.kind == "menu"
+            and state["page"] + 1 < len(self._pages(flow, current, state))
+        ):
             state["page"] += 1
         elif text == BACK and (state["page"] > 0 or state["history"]):
             if state["page"] > 0:
@@ -155,8 +191,9 @@ class Engine:
             return None
         return self._render(flow, state, error=False)
 
-    def _choose(self, flow: Flow, current: State, state: dict[str, Any], text: str,
-                context: Any) -> tuple[Reply, dict[str, Any]]:
+    def _choose(
+        self, flow: Flow, current: State, state: dict[str, Any], text: str, context: Any
+    ) -> tuple[Reply, dict[str, Any]]:
         pages = self._pages(flow, current, state)
         shown = dict(pages[min(state["page"], len(pages) - 1)])
         if not text.isdigit() or int(text) not in shown:
@@ -168,8 +205,9 @@ class Engine:
         state["history"].append([current.name, state["page"]])
         return self._advance(flow, state, target, context)
 
-    def _option_target(self, current: State, state: dict[str, Any],
-                       number: int) -> tuple[str, str | None]:
+    def _option_target(
+        self, current: State, state: dict[str, Any], number: int
+    ) -> tuple[str, str | None]:
         items = _items(current, state)
         if number <= len(items):
             assert current.next is not None
@@ -177,8 +215,9 @@ class Engine:
         option = current.options[number - len(items) - 1]
         return option.next, option.value
 
-    def _answer(self, flow: Flow, current: State, state: dict[str, Any], text: str,
-                context: Any) -> tuple[Reply, dict[str, Any]]:
+    def _answer(
+        self, flow: Flow, current: State, state: dict[str, Any], text: str, context: Any
+    ) -> tuple[Reply, dict[str, Any]]:
         assert current.input is not None and current.next is not None
         value = current.input.clean(text)
         if value is None:
@@ -190,8 +229,9 @@ class Engine:
 
     # Running actions ------------------------------------------------------------------
 
-    def _advance(self, flow: Flow, state: dict[str, Any], target: str,
-                 context: Any) -> tuple[Reply, dict[str, Any]]:
+    def _advance(
+        self, flow: Flow, state: dict[str, Any], target: str, context: Any
+    ) -> tuple[Reply, dict[str, Any]]:
         for _ in range(MAX_STEPS):
             current = flow.states[target]
             state["at"], state["page"] = target, 0
@@ -199,8 +239,7 @@ class Engine:
                 state["done"] = current.kind == "end"
                 return self._render(flow, state, error=False), state
             target = self._run_action(current, state, context)
-        raise FlowRuntimeError(f"{flow.path}: more than {MAX_STEPS} actions in a row",
-                               state=target)
+        raise FlowRuntimeError(f"{flow.path}: more than {MAX_STEPS} actions in a row", state=target)
 
     def _run_action(self, current: State, state: dict[str, Any], context: Any) -> str:
         assert current.action is not None
@@ -214,8 +253,10 @@ class Engine:
             state["lang"] = outcome.lang
         target = current.on.get(outcome.branch) or current.next
         if target is None:
-            raise FlowRuntimeError(f"action {spec.name} took branch {outcome.branch!r} "
-                                   "which the flow does not follow", state=current.name)
+            raise FlowRuntimeError(
+                f"action {spec.name} took branch {outcome.branch!r} which the flow does not follow",
+                state=current.name,
+            )
         return target
 
     # Rendering ------------------------------------------------------------------------
@@ -230,41 +271,49 @@ class Engine:
             pages = self._pages(flow, current, state)
             page = min(state["page"], len(pages) - 1)
             lines += [label for _, label in pages[page]]
-            lines += self._footer(flow, state, more=page + 1 < len(pages), lang=lang,
-                                  back=page > 0 or bool(state["history"]))
+            lines += self._footer(
+                flow,
+                state,
+                more=page + 1 < len(pages),
+                lang=lang,
+                back=page > 0 or bool(state["history"]),
+            )
         elif current.kind == "input":
-            lines += self._footer(flow, state, more=False, lang=lang,
-                                  back=bool(state["history"]))
+            lines += self._footer(flow, state, more=False, lang=lang, back=bool(state["history"]))
         text = "\n".join(lines)
         if len(text) > flow.limit:
-            raise FlowRuntimeError(f"{flow.path}: screen of {len(text)} characters",
-                                   state=current.name)
+            raise FlowRuntimeError(
+                f"{flow.path}: screen of {len(text)} characters", state=current.name
+            )
         return Reply(text=text, end=current.kind == "end")
 
-    def _pages(self, flow: Flow, current: State,
-               state: Mapping[str, Any]) -> list[list[tuple[int, str]]]:
+    def _pages(
+        self, flow: Flow, current: State, state: Mapping[str, Any]
+    ) -> list[list[tuple[int, str]]]:
         """Split a menu's options into pages that fit; an option is never split."""
         lang = state["lang"]
         labels = [str(item["label"]) for item in _items(current, state)]
         labels += [self._fill(flow.text(o.text, lang), state["data"]) for o in current.options]
         numbered = [(n, f"{n}. {label}") for n, label in enumerate(labels, start=1)]
         assert current.text is not None
-        head = [self._error_line(flow, current, lang),
-                self._fill(flow.text(current.text, lang), state["data"])]
+        head = [
+            self._error_line(flow, current, lang),
+            self._fill(flow.text(current.text, lang), state["data"]),
+        ]
         single = self._footer(flow, state, more=False, lang=lang, back=bool(state["history"]))
         if _fits(flow, head + [line for _, line in numbered] + single):
             return [numbered]
         full = self._footer(flow, state, more=True, lang=lang, back=True)
         pages: list[list[tuple[int, str]]] = [[]]
         for entry in numbered:
-            if pages[-1] and not _fits(flow, head + [x for _, x in pages[-1]]
-                                       + [entry[1]] + full):
+            if pages[-1] and not _fits(flow, head + [x for _, x in pages[-1]] + [entry[1]] + full):
                 pages.append([])
             pages[-1].append(entry)
         return pages
 
-    def _footer(self, flow: Flow, state: Mapping[str, Any], *, more: bool, back: bool,
-                lang: str) -> list[str]:
+    def _footer(
+        self, flow: Flow, state: Mapping[str, Any], *, more: bool, back: bool, lang: str
+    ) -> list[str]:
         lines = [f"{MORE}. {flow.string('more', lang)}"] if more else []
         if back:
             lines.append(f"{BACK}. {flow.string('back', lang)}")
@@ -294,8 +343,11 @@ def _fits(flow: Flow, lines: list[str]) -> bool:
 
 
 def _can_go_home(flow: Flow, state: Mapping[str, Any]) -> bool:
-    return flow.home is not None and state["at"] != flow.home \
+    return (
+        flow.home is not None
+        and state["at"] != flow.home
         and any(name == flow.home for name, _ in state["history"])
+    )
 
 
 def _items(current: State, state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -308,24 +360,33 @@ def _items(current: State, state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def _check_outcome(spec: ActionSpec, outcome: Outcome) -> None:
     """Refuse what an action returns beyond its declaration: screens were measured on it."""
     if outcome.branch not in spec.branches:
-        raise FlowRuntimeError(f"action {spec.name} returned undeclared branch "
-                               f"{outcome.branch!r}")
+        raise FlowRuntimeError(f"action {spec.name} returned undeclared branch {outcome.branch!r}")
     for key, value in outcome.data.items():
         if key in spec.lists:
             _check_list(spec, key, value)
         elif key in spec.produces:
             if not isinstance(value, str) or len(value) > spec.produces[key]:
-                raise FlowRuntimeError(f"action {spec.name}: {key} must be a string of at "
-                                       f"most {spec.produces[key]} characters, got {value!r}")
+                raise FlowRuntimeError(
+                    f"action {spec.name}: {key} must be a string of at "
+                    f"most {spec.produces[key]} characters, got {value!r}"
+                )
         elif not key.startswith("_"):  # private data, never shown: no length to keep
             raise FlowRuntimeError(f"action {spec.name} returned undeclared value {key!r}")
 
 
 def _check_list(spec: ActionSpec, key: str, value: Any) -> None:
     limits = spec.lists[key]
-    ok = isinstance(value, list) and len(value) <= min(limits.max_items, MAX_OPTIONS) and all(
-        isinstance(i, dict) and isinstance(i.get("label"), str)
-        and len(i["label"]) <= limits.label_width and isinstance(i.get("value"), str)
-        and len(i["value"]) <= limits.value_width for i in value)
+    ok = (
+        isinstance(value, list)
+        and len(value) <= min(limits.max_items, MAX_OPTIONS)
+        and all(
+            isinstance(i, dict)
+            and isinstance(i.get("label"), str)
+            and len(i["label"]) <= limits.label_width
+            and isinstance(i.get("value"), str)
+            and len(i["value"]) <= limits.value_width
+            for i in value
+        )
+    )
     if not ok:
         raise FlowRuntimeError(f"action {spec.name}: list {key} breaks its declared limits")

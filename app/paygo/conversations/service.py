@@ -64,8 +64,14 @@ class Conversations:
 
     def context(self, *, phone: str, channel: str) -> Context:
         """A fresh context for one hop or one message."""
-        return Context(engine=self.actions_engine, settings=self.settings,
-                       lockout=self.lockout, phone=phone, now=self.clock(), channel=channel)
+        return Context(
+            engine=self.actions_engine,
+            settings=self.settings,
+            lockout=self.lockout,
+            phone=phone,
+            now=self.clock(),
+            channel=channel,
+        )
 
     def sorry(self, flow: str, lang: str | None) -> str:
         """The apology screen in `lang` (or the default language)."""
@@ -82,14 +88,25 @@ def build(*, settings: Settings, db: Database, redis: Redis | None) -> Conversat
     if problems:
         raise FlowError("invalid SMS keywords:\n" + "\n".join(f"  {p}" for p in problems))
     ttl = settings.ussd_session_ttl_seconds
-    store: SessionStore = RedisSessions(redis, ttl_seconds=ttl) if redis is not None \
+    store: SessionStore = (
+        RedisSessions(redis, ttl_seconds=ttl)
+        if redis is not None
         else DatabaseSessions(db, ttl_seconds=ttl)
-    lockout = Lockout(redis=redis, failures=settings.lookup_lockout_failures,
-                      seconds=settings.lookup_lockout_seconds)
-    return Conversations(engine=Engine(flows, ACTIONS, constants(settings)),
-                         keywords=Keywords.from_flow(flows[SMS_FLOW]), sessions=store,
-                         lockout=lockout, db=db, settings=settings,
-                         actions_engine=_actions_engine(db))
+    )
+    lockout = Lockout(
+        redis=redis,
+        failures=settings.lookup_lockout_failures,
+        seconds=settings.lookup_lockout_seconds,
+    )
+    return Conversations(
+        engine=Engine(flows, ACTIONS, constants(settings)),
+        keywords=Keywords.from_flow(flows[SMS_FLOW]),
+        sessions=store,
+        lockout=lockout,
+        db=db,
+        settings=settings,
+        actions_engine=_actions_engine(db),
+    )
 
 
 def _actions_engine(db: Database) -> SaEngine:
@@ -101,8 +118,9 @@ def _actions_engine(db: Database) -> SaEngine:
     """
     if db.dialect != "postgresql":
         return db.engine
-    engine = create_engine(db.engine.url, isolation_level="AUTOCOMMIT", pool_size=5,
-                           max_overflow=10)
+    engine = create_engine(
+        db.engine.url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10
+    )
     # Lives and dies with the gateway's engine; a forked child must not share its sockets.
     event.listen(db.engine, "engine_disposed", lambda _: engine.dispose())
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
@@ -110,6 +128,7 @@ def _actions_engine(db: Database) -> SaEngine:
 
 
 # USSD -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class UssdHop:
@@ -128,17 +147,24 @@ def answer_hop(conv: Conversations, hop: UssdHop) -> str:
         # An empty text is the dial itself: there is nothing to load (a repeat of it just
         # shows the first screen again).
         record = conv.sessions.load(hop.session_id, now=conv.clock()) if hop.text else None
-        if record is not None and record.get("phone") == hop.phone \
-                and record.get("text") == hop.text:
+        if (
+            record is not None
+            and record.get("phone") == hop.phone
+            and record.get("text") == hop.text
+        ):
             return str(record["reply"])  # the network repeated a hop: same screen
         fresh = record is None or record.get("done") or record.get("phone") != hop.phone
         record = _start(conv, hop) if fresh else _continue(conv, hop, record or {})
     except Exception:
         log.exception("USSD session %s failed on input %r", hop.session_id, hop.text[-40:])
         lang = (record or {}).get("state", {}).get("lang")
-        record = {"phone": hop.phone, "text": hop.text, "done": True,
-                  "hops": int((record or {}).get("hops", 0)) + 1,
-                  "reply": "END " + conv.sorry(USSD_FLOW, lang)}
+        record = {
+            "phone": hop.phone,
+            "text": hop.text,
+            "done": True,
+            "hops": int((record or {}).get("hops", 0)) + 1,
+            "reply": "END " + conv.sorry(USSD_FLOW, lang),
+        }
     _save(conv, hop, record)
     return str(record["reply"])
 
@@ -147,8 +173,9 @@ def _start(conv: Conversations, hop: UssdHop) -> dict[str, Any]:
     # An unknown or expired session starts cleanly at the first screen, whatever the text.
     ctx = conv.context(phone=hop.phone, channel="ussd")
     try:
-        reply, state = conv.engine.begin(USSD_FLOW, lang=conv.settings.default_language,
-                                         context=ctx)
+        reply, state = conv.engine.begin(
+            USSD_FLOW, lang=conv.settings.default_language, context=ctx
+        )
         ctx.close(commit=True)
     finally:
         ctx.close(commit=False)
@@ -166,8 +193,9 @@ def _continue(conv: Conversations, hop: UssdHop, record: dict[str, Any]) -> dict
         for i, piece in enumerate(inputs):
             rest = conv.engine.wants_text(state)
             # Free text may itself hold a `*`: it takes every remaining input.
-            reply, state = conv.engine.resume(state, "*".join(inputs[i:]) if rest else piece,
-                                              context=ctx)
+            reply, state = conv.engine.resume(
+                state, "*".join(inputs[i:]) if rest else piece, context=ctx
+            )
             if reply.end or rest:
                 break
         ctx.close(commit=True)
@@ -182,26 +210,34 @@ def _new_inputs(seen: str, text: str) -> list[str]:
     if seen == "":
         return text.split("*")
     if text.startswith(seen + "*"):
-        return text[len(seen) + 1:].split("*")
+        return text[len(seen) + 1 :].split("*")
     # The network lost track of the history: the last input is the one just typed.
     return [text.rsplit("*", 1)[-1]]
 
 
 def _record(hop: UssdHop, state: dict[str, Any], reply: Reply, *, hops: int) -> dict[str, Any]:
-    return {"phone": hop.phone, "text": hop.text, "state": state, "hops": hops,
-            "done": reply.end, "reply": ("END " if reply.end else "CON ") + reply.text}
+    return {
+        "phone": hop.phone,
+        "text": hop.text,
+        "state": state,
+        "hops": hops,
+        "done": reply.end,
+        "reply": ("END " if reply.end else "CON ") + reply.text,
+    }
 
 
 def _save(conv: Conversations, hop: UssdHop, record: dict[str, Any]) -> None:
     try:
-        conv.sessions.save(hop.session_id, record, phone=hop.phone,
-                           service_code=hop.service_code, now=conv.clock())
+        conv.sessions.save(
+            hop.session_id, record, phone=hop.phone, service_code=hop.service_code, now=conv.clock()
+        )
     except Exception:
         # The reply is still right for this hop; the next one starts over.
         log.exception("USSD session %s could not be saved", hop.session_id)
 
 
 # SMS --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SmsAnswer:
@@ -212,8 +248,15 @@ class SmsAnswer:
     repeated: bool
 
 
-def answer_sms(conv: Conversations, *, phone: str, text: str, provider: str,
-               provider_message_id: str, sent_by_provider: bool = False) -> SmsAnswer:
+def answer_sms(
+    conv: Conversations,
+    *,
+    phone: str,
+    text: str,
+    provider: str,
+    provider_message_id: str,
+    sent_by_provider: bool = False,
+) -> SmsAnswer:
     """Reply to a command once per inbound message; the reply waits in the outbox.
 
     With `sent_by_provider` (Twilio, which sends the TwiML reply itself) the outbox row
@@ -226,8 +269,9 @@ def answer_sms(conv: Conversations, *, phone: str, text: str, provider: str,
             return SmsAnswer(text=existing.body, message_id=_id(existing), repeated=True)
     body = _sms_reply(conv, phone=phone, text=text)
     with conv.db.transaction() as session:
-        message = queue_message(session=session, recipient=phone, body=body, kind="reply",
-                                dedupe_key=key)
+        message = queue_message(
+            session=session, recipient=phone, body=body, kind="reply", dedupe_key=key
+        )
         repeated = message.body != body or message.status != MessageStatus.QUEUED
         if sent_by_provider and not repeated:
             message.status, message.provider = MessageStatus.SENT, provider
@@ -252,8 +296,7 @@ def _sms_reply(conv: Conversations, *, phone: str, text: str) -> str:
 
 
 def _message(session: Session, key: str) -> OutboundMessage | None:
-    return session.exec(select(OutboundMessage)
-                        .where(OutboundMessage.dedupe_key == key)).first()
+    return session.exec(select(OutboundMessage).where(OutboundMessage.dedupe_key == key)).first()
 
 
 def _id(message: OutboundMessage) -> int:

@@ -31,8 +31,15 @@ class SessionStore(Protocol):
     def load(self, session_id: str, *, now: datetime) -> dict[str, Any] | None:
         """The live record of a session, or None when unknown or expired."""
 
-    def save(self, session_id: str, record: dict[str, Any], *, phone: str,
-             service_code: str, now: datetime) -> None:
+    def save(
+        self,
+        session_id: str,
+        record: dict[str, Any],
+        *,
+        phone: str,
+        service_code: str,
+        now: datetime,
+    ) -> None:
         """Store a record for the session's lifetime."""
 
 
@@ -52,8 +59,10 @@ class RedisSessions:
         itself; a hop makes two. A forked process opens its own.
         """
         if self._held is None or self._held[0] != os.getpid():
-            self._held = (os.getpid(), Redis(connection_pool=self.redis.connection_pool,
-                                             single_connection_client=True))
+            self._held = (
+                os.getpid(),
+                Redis(connection_pool=self.redis.connection_pool, single_connection_client=True),
+            )
         return self._held[1]
 
     def load(self, session_id: str, *, now: datetime) -> dict[str, Any] | None:
@@ -61,8 +70,15 @@ class RedisSessions:
         raw = self.client.get(_SESSION_KEY.format(session_id))
         return _decode(raw)
 
-    def save(self, session_id: str, record: dict[str, Any], *, phone: str,
-             service_code: str, now: datetime) -> None:
+    def save(
+        self,
+        session_id: str,
+        record: dict[str, Any],
+        *,
+        phone: str,
+        service_code: str,
+        now: datetime,
+    ) -> None:
         """Store a record for the session's lifetime."""
         self.client.set(_SESSION_KEY.format(session_id), json.dumps(record), ex=self.ttl)
 
@@ -82,12 +98,20 @@ class DatabaseSessions:
             return None
         return _decode(row.state)
 
-    def save(self, session_id: str, record: dict[str, Any], *, phone: str,
-             service_code: str, now: datetime) -> None:
+    def save(
+        self,
+        session_id: str,
+        record: dict[str, Any],
+        *,
+        phone: str,
+        service_code: str,
+        now: datetime,
+    ) -> None:
         """Store a record for the session's lifetime."""
         with self.db.transaction() as session:
             row = _row(session, session_id, lock=True) or UssdSession(
-                session_id=session_id, phone=phone, service_code=service_code, created_at=now)
+                session_id=session_id, phone=phone, service_code=service_code, created_at=now
+            )
             row.state = json.dumps(record)
             row.hops = int(record.get("hops", 0))
             row.updated_at = now
@@ -110,12 +134,22 @@ def _decode(raw: str | bytes | None) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def record_session_end(*, session: Session, session_id: str, phone: str, service_code: str,
-                       status: str, hops: int, duration_ms: int, error: str | None,
-                       now: datetime) -> UssdSession:
+def record_session_end(
+    *,
+    session: Session,
+    session_id: str,
+    phone: str,
+    service_code: str,
+    status: str,
+    hops: int,
+    duration_ms: int,
+    error: str | None,
+    now: datetime,
+) -> UssdSession:
     """Store how a session ended (the network's end-of-session notification)."""
     row = _row(session, session_id, lock=True) or UssdSession(
-        session_id=session_id, phone=phone, service_code=service_code, created_at=now)
+        session_id=session_id, phone=phone, service_code=service_code, created_at=now
+    )
     row.status = status
     row.hops = hops
     row.duration_ms = duration_ms
@@ -155,20 +189,21 @@ class Lockout:
             session.flush()
         return self.locked(session=session, phone=phone, now=now)
 
-    def _recent(self, session: Session, phone: str,
-                now: datetime) -> tuple[int, datetime | None]:
+    def _recent(self, session: Session, phone: str, now: datetime) -> tuple[int, datetime | None]:
         since = now - self.window
         if self.redis is not None:
             key = _FAILURES_KEY.format(phone)
             self.redis.zremrangebyscore(key, "-inf", since.timestamp())
             pairs: list[tuple[bytes, float]] = self.redis.zrange(  # type: ignore[assignment]
-                key, 0, -1, withscores=True)
+                key, 0, -1, withscores=True
+            )
             last = max((score for _, score in pairs), default=None)
             return len(pairs), datetime.fromtimestamp(last, now.tzinfo) if last else None
         count, last_at = session.exec(
             select(func.count(), func.max(LookupFailure.created_at))
             .where(LookupFailure.phone == phone)
-            .where(col(LookupFailure.created_at) > since)).one()
+            .where(col(LookupFailure.created_at) > since)
+        ).one()
         return int(count), _aware(last_at, now)
 
 

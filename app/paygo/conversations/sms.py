@@ -26,10 +26,13 @@ def africastalking() -> ResponseReturnValue:
     """Take one inbound SMS and queue the reply."""
     form = request.form
     answer = service.answer_sms(
-        current_conversations(), phone=_phone(form, "from"), text=form.get("text", ""),
-        provider="africastalking", provider_message_id=required_field(form, "id", 100))
-    return jsonify(status="repeated" if answer.repeated else "queued",
-                   message_id=answer.message_id)
+        current_conversations(),
+        phone=_phone(form, "from"),
+        text=form.get("text", ""),
+        provider="africastalking",
+        provider_message_id=required_field(form, "id", 100),
+    )
+    return jsonify(status="repeated" if answer.repeated else "queued", message_id=answer.message_id)
 
 
 @bp.post("/sms/twilio")
@@ -39,9 +42,13 @@ def twilio() -> ResponseReturnValue:
         abort(403, description="missing or wrong X-Twilio-Signature")
     form = request.form
     answer = service.answer_sms(
-        current_conversations(), phone=_phone(form, "From"), text=form.get("Body", ""),
-        provider="twilio", provider_message_id=required_field(form, "MessageSid", 100),
-        sent_by_provider=True)
+        current_conversations(),
+        phone=_phone(form, "From"),
+        text=form.get("Body", ""),
+        provider="twilio",
+        provider_message_id=required_field(form, "MessageSid", 100),
+        sent_by_provider=True,
+    )
     twiml = MessagingResponse()
     if not answer.repeated:  # a replay must not make Twilio send the reply again
         twiml.message(answer.text)
@@ -62,5 +69,3 @@ def _signed_by_twilio() -> bool:
 
 def _phone(form: MultiDict[str, str], name: str) -> str:
     return normalise(required_field(form, name, 40), current_gateway().settings.default_country)
-
-

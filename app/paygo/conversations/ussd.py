@@ -49,9 +49,12 @@ def _hop(form: MultiDict[str, str], country: str) -> service.UssdHop:
     text = form.get("text", "")
     if len(text) > MAX_TEXT:
         raise InvalidInput("text is too long")
-    return service.UssdHop(session_id=session_id, text=text,
-                           phone=_normalise(required_field(form, "phoneNumber", 40), country),
-                           service_code=form.get("serviceCode", "")[:40])
+    return service.UssdHop(
+        session_id=session_id,
+        text=text,
+        phone=_normalise(required_field(form, "phoneNumber", 40), country),
+        service_code=form.get("serviceCode", "")[:40],
+    )
 
 
 def _plain(body: str) -> Response:
@@ -71,17 +74,20 @@ def events() -> ResponseReturnValue:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", status=status)
     with gateway.db.transaction() as session:
         row = record_session_end(
-            session=session, session_id=required_field(form, "sessionId", 100), status=status,
-            phone=normalise(required_field(form, "phoneNumber", 40),
-                            gateway.settings.default_country),
+            session=session,
+            session_id=required_field(form, "sessionId", 100),
+            status=status,
+            phone=normalise(
+                required_field(form, "phoneNumber", 40), gateway.settings.default_country
+            ),
             service_code=form.get("serviceCode", "")[:40],
-            hops=_count(form, "hopsCount"), duration_ms=_count(form, "durationInMillis"),
+            hops=_count(form, "hopsCount"),
+            duration_ms=_count(form, "durationInMillis"),
             error=form.get("errorMessage") or None,
-            now=gateway.services["conversations"].clock())
+            now=gateway.services["conversations"].clock(),
+        )
         stored = {"session_id": row.session_id, "status": row.status, "hops": row.hops}
     return jsonify(stored=stored)
-
-
 
 
 def _count(form: MultiDict[str, str], name: str) -> int:

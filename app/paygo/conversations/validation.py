@@ -29,19 +29,20 @@ BASE_STRINGS = ("sorry",)
 MENU_STRINGS = ("more", "back", "home", "invalid_choice")
 
 
-def load_flows(directory: Path, actions: Actions,
-               constants: Mapping[str, str]) -> dict[str, Flow]:
+def load_flows(directory: Path, actions: Actions, constants: Mapping[str, str]) -> dict[str, Flow]:
     """Read and validate every `*.yaml` flow in `directory`; raise FlowError on any problem."""
     flows, problems = check_directory(directory, actions, constants)
     if problems:
         lines = "\n".join(f"  {p}" for p in problems)
-        raise FlowError(f"invalid flow definitions in {directory}:\n{lines}",
-                        problems=len(problems))
+        raise FlowError(
+            f"invalid flow definitions in {directory}:\n{lines}", problems=len(problems)
+        )
     return flows
 
 
-def check_directory(directory: Path, actions: Actions,
-                    constants: Mapping[str, str]) -> tuple[dict[str, Flow], list[Problem]]:
+def check_directory(
+    directory: Path, actions: Actions, constants: Mapping[str, str]
+) -> tuple[dict[str, Flow], list[Problem]]:
     """Read and validate every flow in `directory`, returning all the problems found."""
     paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
     if not paths:
@@ -80,15 +81,22 @@ def _check_graph(flow: Flow) -> list[Problem]:
         problems += _check_shape(flow, state)
         for target in state.targets():
             if target not in flow.states:
-                problems.append(Problem(file, f"goes to unknown state {target!r}",
-                                        state=state.name))
+                problems.append(
+                    Problem(file, f"goes to unknown state {target!r}", state=state.name)
+                )
     if problems:
         return problems
     reached = _reachable(flow, [flow.start])
-    problems += [Problem(file, "is unreachable from the start", state=name)
-                 for name in flow.states if name not in reached]
-    problems += [Problem(file, "is a dead end: no end state can be reached from it",
-                         state=name) for name in flow.states if not _ends(flow, name)]
+    problems += [
+        Problem(file, "is unreachable from the start", state=name)
+        for name in flow.states
+        if name not in reached
+    ]
+    problems += [
+        Problem(file, "is a dead end: no end state can be reached from it", state=name)
+        for name in flow.states
+        if not _ends(flow, name)
+    ]
     problems += _action_loops(flow)
     return problems
 
@@ -106,8 +114,7 @@ def _check_shape(flow: Flow, state: State) -> list[Problem]:
         needs.append(f"has more than {MAX_OPTIONS} options")
     if state.kind == "input" and (state.input is None or state.next is None):
         needs.append("is a dead end: an input needs input and next")
-    if state.kind == "action" and (state.action is None
-                                   or (state.next is None and not state.on)):
+    if state.kind == "action" and (state.action is None or (state.next is None and not state.on)):
         needs.append("is a dead end: an action needs action and next or branches")
     if state.kind == "end" and state.targets():
         needs.append("an end state goes nowhere: remove its next, branches or options")
@@ -142,8 +149,9 @@ def _action_loops(flow: Flow) -> list[Problem]:
         while todo:
             nxt = todo.pop()
             if nxt == name:
-                problems.append(Problem(flow.path, "actions loop without showing a screen",
-                                        state=name))
+                problems.append(
+                    Problem(flow.path, "actions loop without showing a screen", state=name)
+                )
                 break
             if nxt not in seen and flow.states[nxt].kind == "action":
                 seen.add(nxt)
@@ -158,33 +166,51 @@ def _check_actions(flow: Flow, actions: Actions) -> list[Problem]:
             continue
         spec = actions.get(state.action)
         if spec is None:
-            problems.append(Problem(flow.path, f"unknown action {state.action!r}",
-                                    state=state.name))
+            problems.append(
+                Problem(flow.path, f"unknown action {state.action!r}", state=state.name)
+            )
             continue
         for branch in state.on:
             if branch not in spec.branches:
-                problems.append(Problem(flow.path, f"action {spec.name} has no branch "
-                                        f"{branch!r} (it has {', '.join(spec.branches)})",
-                                        state=state.name))
+                problems.append(
+                    Problem(
+                        flow.path,
+                        f"action {spec.name} has no branch "
+                        f"{branch!r} (it has {', '.join(spec.branches)})",
+                        state=state.name,
+                    )
+                )
         if state.next is None:
-            problems += [Problem(flow.path, f"branch {b!r} of action {spec.name} goes nowhere",
-                                 state=state.name) for b in spec.branches if b not in state.on]
+            problems += [
+                Problem(
+                    flow.path, f"branch {b!r} of action {spec.name} goes nowhere", state=state.name
+                )
+                for b in spec.branches
+                if b not in state.on
+            ]
     problems += _check_lists(flow, actions)
     return problems
 
 
 def _check_lists(flow: Flow, actions: Actions) -> list[Problem]:
     lists = {name for spec in actions.all() for name in spec.lists}
-    return [Problem(flow.path, f"no action produces the list {s.items!r}", state=s.name)
-            for s in flow.states.values() if s.items and s.items not in lists]
+    return [
+        Problem(flow.path, f"no action produces the list {s.items!r}", state=s.name)
+        for s in flow.states.values()
+        if s.items and s.items not in lists
+    ]
 
 
 def _check_languages(flow: Flow) -> list[Problem]:
     problems = []
-    needed = BASE_STRINGS + (MENU_STRINGS if any(s.kind in ("menu", "input") for s in
-                                                 flow.states.values()) else ())
-    needed += tuple(f"invalid_{s.input.type}" for s in flow.states.values()
-                    if s.input is not None and s.error is None)
+    needed = BASE_STRINGS + (
+        MENU_STRINGS if any(s.kind in ("menu", "input") for s in flow.states.values()) else ()
+    )
+    needed += tuple(
+        f"invalid_{s.input.type}"
+        for s in flow.states.values()
+        if s.input is not None and s.error is None
+    )
     for key in dict.fromkeys(needed):
         if key not in flow.strings:
             problems.append(Problem(flow.path, f"missing string {key!r}"))
@@ -208,17 +234,30 @@ def _check_texts(flow: Flow, state: str | None, texts: Texts, what: str) -> list
         if not texts.get(lang, "").strip():
             problems.append(Problem(flow.path, f"missing {what}", state=state, language=lang))
         elif not is_plain(texts[lang]):
-            problems.append(Problem(flow.path, f"{what} has characters beyond plain ASCII "
-                                    "(networks mangle them)", state=state, language=lang))
+            problems.append(
+                Problem(
+                    flow.path,
+                    f"{what} has characters beyond plain ASCII (networks mangle them)",
+                    state=state,
+                    language=lang,
+                )
+            )
     for lang in texts:
         if lang not in flow.languages:
-            problems.append(Problem(flow.path, f"{what} is in a language the flow does not "
-                                    "declare", state=state, language=lang))
+            problems.append(
+                Problem(
+                    flow.path,
+                    f"{what} is in a language the flow does not declare",
+                    state=state,
+                    language=lang,
+                )
+            )
     return problems
 
 
-def placeholder_widths(flow: Flow, actions: Actions,
-                       constants: Mapping[str, str]) -> dict[str, int]:
+def placeholder_widths(
+    flow: Flow, actions: Actions, constants: Mapping[str, str]
+) -> dict[str, int]:
     """The longest value each placeholder can take in this flow."""
     widths = {name: len(value) for name, value in constants.items()}
 
@@ -254,8 +293,15 @@ def _check_lengths(flow: Flow, actions: Actions, constants: Mapping[str, str]) -
         for what, texts in _state_texts(state):
             for lang in flow.languages:
                 unknown = [p for p in placeholders(texts[lang]) if p not in widths]
-                problems += [Problem(flow.path, f"{what} uses unknown placeholder {{{p}}}",
-                                     state=state.name, language=lang) for p in unknown]
+                problems += [
+                    Problem(
+                        flow.path,
+                        f"{what} uses unknown placeholder {{{p}}}",
+                        state=state.name,
+                        language=lang,
+                    )
+                    for p in unknown
+                ]
     if problems:
         return problems
     for state in flow.states.values():
@@ -264,15 +310,21 @@ def _check_lengths(flow: Flow, actions: Actions, constants: Mapping[str, str]) -
         for lang in flow.languages:
             longest = _longest_screen(flow, state, lang, widths, actions)
             if longest > flow.limit:
-                problems.append(Problem(
-                    flow.path, f"a screen can be {longest} characters with the longest "
-                    f"values (limit {flow.limit} on {flow.channel})",
-                    state=state.name, language=lang))
+                problems.append(
+                    Problem(
+                        flow.path,
+                        f"a screen can be {longest} characters with the longest "
+                        f"values (limit {flow.limit} on {flow.channel})",
+                        state=state.name,
+                        language=lang,
+                    )
+                )
     return problems
 
 
-def _longest_screen(flow: Flow, state: State, lang: str, widths: Mapping[str, int],
-                    actions: Actions) -> int:
+def _longest_screen(
+    flow: Flow, state: State, lang: str, widths: Mapping[str, int], actions: Actions
+) -> int:
     """Length of the longest page this state can show in `lang`."""
     longest = {name: "x" * width for name, width in widths.items()}
 
@@ -285,8 +337,9 @@ def _longest_screen(flow: Flow, state: State, lang: str, widths: Mapping[str, in
         assert state.input is not None
         error = state.error or flow.strings[f"invalid_{state.input.type}"]
         lines.insert(0, flow.text(error, lang))
-        lines += [f"{key}. {flow.string(name, lang)}" for key, name in ((BACK, "back"),
-                                                                        (HOME, "home"))]
+        lines += [
+            f"{key}. {flow.string(name, lang)}" for key, name in ((BACK, "back"), (HOME, "home"))
+        ]
     if state.kind == "menu":
         lines.insert(0, flow.text(flow.strings["invalid_choice"], lang))
         labels = [wide(flow.text(o.text, lang)) for o in state.options]
@@ -296,6 +349,8 @@ def _longest_screen(flow: Flow, state: State, lang: str, widths: Mapping[str, in
         # Pages never split an option: the widest one must fit with the whole footer.
         number = f"{MAX_OPTIONS}. "
         lines.append(number + max(labels, key=len))
-        lines += [f"{key}. {flow.string(name, lang)}"
-                  for key, name in ((MORE, "more"), (BACK, "back"), (HOME, "home"))]
+        lines += [
+            f"{key}. {flow.string(name, lang)}"
+            for key, name in ((MORE, "more"), (BACK, "back"), (HOME, "home"))
+        ]
     return len("\n".join(lines))

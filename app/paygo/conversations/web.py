@@ -18,7 +18,8 @@ def init_app(app: Flask) -> None:
 
     gateway = app.extensions["paygo"]
     gateway.services["conversations"] = service.build(
-        settings=gateway.settings, db=gateway.db, redis=gateway.redis)
+        settings=gateway.settings, db=gateway.db, redis=gateway.redis
+    )
     app.register_blueprint(ussd.bp)
     app.register_blueprint(sms.bp)
 

@@ -62,8 +62,14 @@ from paygo.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RANK = {MessageStatus.QUEUED: 0, MessageStatus.SENDING: 1, MessageStatus.SENT: 2,
-        MessageStatus.DELIVERED: 3, MessageStatus.UNDELIVERABLE: 3, MessageStatus.FAILED: 3}
+RANK = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.DELIVERED: 3,
+    MessageStatus.UNDELIVERABLE: 3,
+    MessageStatus.FAILED: 3,
+}
 FINAL = frozenset({MessageStatus.DELIVERED, MessageStatus.UNDELIVERABLE, MessageStatus.FAILED})
 #: Kinds held back during quiet hours; token receipts and replies go out at once.
 QUIET_KINDS = frozenset({"reminder"})
@@ -148,8 +154,7 @@ class ClaimOnWrite:
             name = table.route(message.recipient)
             provider = table.get(name)
         except Exception:
-            log.exception("SMS provider unavailable: message to %s left queued",
-                          message.recipient)
+            log.exception("SMS provider unavailable: message to %s left queued", message.recipient)
             return False
         now = utcnow()  # the lease runs from now, not from when the transaction began
         message.status, message.attempts, message.provider = MessageStatus.SENDING, 1, name
@@ -161,15 +166,20 @@ class ClaimOnWrite:
 def send_claimed(gateway: Gateway, message: OutboundMessage) -> Outcome:
     """Send a row its writer claimed with ClaimOnWrite, once that write has committed."""
     assert message.id is not None and message.provider is not None
-    return send_claim(gateway, Claim(message.id, message.attempts, message.provider,
-                                     message.recipient, message.body))
+    return send_claim(
+        gateway,
+        Claim(message.id, message.attempts, message.provider, message.recipient, message.body),
+    )
 
 
 def _lease(settings: Settings, provider: SmsProvider, attempt: int, now: datetime) -> datetime:
     """Until when an attempt owns its row: past every provider timeout, then the wait
     for evidence of an unknown outcome."""
-    return now + timedelta(seconds=LEASE_TIMEOUTS * settings.sms_timeout_seconds) \
+    return (
+        now
+        + timedelta(seconds=LEASE_TIMEOUTS * settings.sms_timeout_seconds)
         + reconcile_wait(settings, provider, attempt)
+    )
 
 
 def send_claim(gateway: Gateway, claim: Claim) -> Outcome:
@@ -177,8 +187,9 @@ def send_claim(gateway: Gateway, claim: Claim) -> Outcome:
     message_id = claim.message_id
     provider = providers(gateway).get(claim.provider)
     try:
-        accepted = provider.send(message_id=claim.message_id, recipient=claim.recipient,
-                                 body=claim.body)
+        accepted = provider.send(
+            message_id=claim.message_id, recipient=claim.recipient, body=claim.body
+        )
     except OutcomeUnknown as exc:
         return _unknown(gateway, claim, provider, exc.reason)
     except ProviderError as exc:
@@ -199,8 +210,12 @@ def _claim(gateway: Gateway, message_id: int, now: datetime) -> Claim | Outcome:
         if message.next_attempt_at is not None and message.next_attempt_at > now:
             return Outcome("skipped", message_id, message.attempts + 1, message.next_attempt_at)
         if message.kind in QUIET_KINDS:
-            allowed = quiet.next_allowed(now, _zone(session, message, settings),
-                                         settings.quiet_hours_start, settings.quiet_hours_end)
+            allowed = quiet.next_allowed(
+                now,
+                _zone(session, message, settings),
+                settings.quiet_hours_start,
+                settings.quiet_hours_end,
+            )
             if allowed > now:
                 message.next_attempt_at, message.updated_at = allowed, now
                 session.add(message)
@@ -213,8 +228,14 @@ def _claim(gateway: Gateway, message_id: int, now: datetime) -> Claim | Outcome:
             .where(col(OutboundMessage.id) == message_id)
             .where(col(OutboundMessage.status) == MessageStatus.QUEUED)
             .where(col(OutboundMessage.attempts) == message.attempts)
-            .values(status=MessageStatus.SENDING, attempts=attempt, provider=name,
-                    next_attempt_at=lease, updated_at=now))
+            .values(
+                status=MessageStatus.SENDING,
+                attempts=attempt,
+                provider=name,
+                next_attempt_at=lease,
+                updated_at=now,
+            )
+        )
         if won.rowcount != 1:
             return Outcome("skipped", message_id)
         return Claim(message_id, attempt, name, message.recipient, message.body)
@@ -223,8 +244,9 @@ def _claim(gateway: Gateway, message_id: int, now: datetime) -> Claim | Outcome:
 def _zone(session: Session, message: OutboundMessage, settings: Settings) -> zoneinfo.ZoneInfo:
     query = select(Customer.timezone)
     if message.account_id is not None:
-        query = query.join(Account, col(Account.customer_id) == col(Customer.id)) \
-            .where(col(Account.id) == message.account_id)
+        query = query.join(Account, col(Account.customer_id) == col(Customer.id)).where(
+            col(Account.id) == message.account_id
+        )
     else:
         query = query.where(Customer.phone == message.recipient)
     return quiet.zone(session.exec(query).first(), settings.default_timezone)
@@ -233,8 +255,11 @@ def _zone(session: Session, message: OutboundMessage, settings: Settings) -> zon
 def _owned(session: Session, claim: Claim) -> OutboundMessage | None:
     """The claimed row, locked, if this attempt still owns it."""
     message = session.get(OutboundMessage, claim.message_id, with_for_update=True)
-    if message is None or message.status != MessageStatus.SENDING \
-            or message.attempts != claim.attempt:
+    if (
+        message is None
+        or message.status != MessageStatus.SENDING
+        or message.attempts != claim.attempt
+    ):
         return None
     return message
 
@@ -253,8 +278,11 @@ def _record_accepted(gateway: Gateway, claim: Claim, accepted: Accepted) -> Outc
             .where(col(OutboundMessage.id) == claim.message_id)
             .where(col(OutboundMessage.status) == MessageStatus.SENDING)
             .where(col(OutboundMessage.attempts) == claim.attempt)
-            .values(_marked(accepted.status, accepted.reason, now)
-                    | {"provider_message_id": accepted.provider_message_id}))
+            .values(
+                _marked(accepted.status, accepted.reason, now)
+                | {"provider_message_id": accepted.provider_message_id}
+            )
+        )
         if won.rowcount == 1:
             return Outcome("sent", claim.message_id, claim.attempt)
         message = _owned(session, claim)
@@ -280,8 +308,11 @@ def _refused(gateway: Gateway, claim: Claim, exc: ProviderError) -> Outcome:
         if message is None:
             return Outcome("skipped", claim.message_id)
         if exc.permanent or message.attempts >= settings.sms_max_attempts:
-            reason = exc.reason if exc.permanent else \
-                f"gave up after {message.attempts} attempts: {exc.reason}"
+            reason = (
+                exc.reason
+                if exc.permanent
+                else f"gave up after {message.attempts} attempts: {exc.reason}"
+            )
             _mark(message, MessageStatus.FAILED, reason, now)
             session.add(message)
             return Outcome("failed", claim.message_id, claim.attempt)
@@ -318,8 +349,9 @@ def _marked(status: MessageStatus, reason: str | None, now: datetime) -> dict[st
     return values
 
 
-def _mark(message: OutboundMessage, status: MessageStatus, reason: str | None,
-          now: datetime) -> None:
+def _mark(
+    message: OutboundMessage, status: MessageStatus, reason: str | None, now: datetime
+) -> None:
     message.status = status
     message.status_reason = reason[:300] if reason else message.status_reason
     message.next_attempt_at = None
@@ -335,17 +367,25 @@ def reconcile(gateway: Gateway, message_id: int, *, now: datetime | None = None)
     now = now or utcnow()
     with gateway.db.session() as session:
         message = session.get(OutboundMessage, message_id)
-        if message is None or message.status != MessageStatus.SENDING or (
-                message.next_attempt_at is not None and message.next_attempt_at > now):
+        if (
+            message is None
+            or message.status != MessageStatus.SENDING
+            or (message.next_attempt_at is not None and message.next_attempt_at > now)
+        ):
             return Outcome("skipped", message_id)
-        claim = Claim(message_id, message.attempts,
-                      message.provider or providers(gateway).route(message.recipient),
-                      message.recipient, message.body)
+        claim = Claim(
+            message_id,
+            message.attempts,
+            message.provider or providers(gateway).route(message.recipient),
+            message.recipient,
+            message.body,
+        )
         since = message.created_at
     provider = providers(gateway).get(claim.provider)
     try:
-        found = provider.lookup(message_id=message_id, recipient=claim.recipient,
-                                body=claim.body, since=since)
+        found = provider.lookup(
+            message_id=message_id, recipient=claim.recipient, body=claim.body, since=since
+        )
     except Exception as exc:
         log.warning("looking up message %s at %s failed: %s", message_id, claim.provider, exc)
         return _unknown(gateway, claim, provider, f"lookup failed: {type(exc).__name__}")
@@ -364,8 +404,12 @@ def _settle(gateway: Gateway, claim: Claim, found: Accepted | None, now: datetim
             session.add(message)
             return Outcome("sent", claim.message_id, claim.attempt)
         if message.attempts >= settings.sms_max_attempts:
-            _mark(message, MessageStatus.FAILED,
-                  f"outcome unknown after {message.attempts} attempts", now)
+            _mark(
+                message,
+                MessageStatus.FAILED,
+                f"outcome unknown after {message.attempts} attempts",
+                now,
+            )
             session.add(message)
             return Outcome("failed", claim.message_id, claim.attempt)
         message.status = MessageStatus.QUEUED
@@ -379,14 +423,20 @@ def _id_taken(session: Session, claim: Claim, provider_message_id: str | None) -
     """Whether another of our rows already owns this provider id (same text sent twice)."""
     if provider_message_id is None:
         return False
-    return session.exec(select(OutboundMessage.id)
-                        .where(OutboundMessage.provider == claim.provider)
-                        .where(OutboundMessage.provider_message_id == provider_message_id)
-                        .where(col(OutboundMessage.id) != claim.message_id)).first() is not None
+    return (
+        session.exec(
+            select(OutboundMessage.id)
+            .where(OutboundMessage.provider == claim.provider)
+            .where(OutboundMessage.provider_message_id == provider_message_id)
+            .where(col(OutboundMessage.id) != claim.message_id)
+        ).first()
+        is not None
+    )
 
 
-def apply_report(*, session: Session, report: StatusReport,
-                 now: datetime | None = None) -> OutboundMessage | None:
+def apply_report(
+    *, session: Session, report: StatusReport, now: datetime | None = None
+) -> OutboundMessage | None:
     """Apply a delivery report or status callback; None when it is not about our messages."""
     now = now or utcnow()
     message = _find_reported(session, report)
@@ -414,22 +464,30 @@ def advances(current: MessageStatus, new: MessageStatus) -> bool:
 def _find_reported(session: Session, report: StatusReport) -> OutboundMessage | None:
     if report.provider_message_id:
         found = session.exec(
-            select(OutboundMessage).where(OutboundMessage.provider == report.provider)
+            select(OutboundMessage)
+            .where(OutboundMessage.provider == report.provider)
             .where(OutboundMessage.provider_message_id == report.provider_message_id)
-            .with_for_update()).first()
+            .with_for_update()
+        ).first()
         if found is not None:
             return found
     if report.message_id is not None:
         found = session.get(OutboundMessage, report.message_id, with_for_update=True)
-        if found is not None and found.provider in (None, report.provider) \
-                and found.provider_message_id in (None, report.provider_message_id):
+        if (
+            found is not None
+            and found.provider in (None, report.provider)
+            and found.provider_message_id in (None, report.provider_message_id)
+        ):
             return found
     if report.recipient:
         # A send whose answer we lost: the oldest such row to this number is the one.
         return session.exec(
-            select(OutboundMessage).where(OutboundMessage.status == MessageStatus.SENDING)
+            select(OutboundMessage)
+            .where(OutboundMessage.status == MessageStatus.SENDING)
             .where(OutboundMessage.provider == report.provider)
             .where(col(OutboundMessage.provider_message_id).is_(None))
             .where(OutboundMessage.recipient == report.recipient)
-            .order_by(col(OutboundMessage.id)).with_for_update()).first()
+            .order_by(col(OutboundMessage.id))
+            .with_for_update()
+        ).first()
     return None

@@ -100,16 +100,32 @@ def follow_up(gateway: Gateway, outcome: Outcome) -> None:
         return
     delay = outcome.at - now
     if outcome.action == "unknown":
-        _enqueue(gateway, reconcile_message_job, outcome.message_id, delay=delay,
-                 job_id=reconcile_job_id(outcome.message_id, outcome.attempt))
+        _enqueue(
+            gateway,
+            reconcile_message_job,
+            outcome.message_id,
+            delay=delay,
+            job_id=reconcile_job_id(outcome.message_id, outcome.attempt),
+        )
     else:
         at = outcome.at if outcome.action == "deferred" else None
-        _enqueue(gateway, send_message_job, outcome.message_id, delay=delay,
-                 job_id=send_job_id(outcome.message_id, outcome.attempt, at))
+        _enqueue(
+            gateway,
+            send_message_job,
+            outcome.message_id,
+            delay=delay,
+            job_id=send_job_id(outcome.message_id, outcome.attempt, at),
+        )
 
 
-def _enqueue(gateway: Gateway, func: Callable[[int], Any], message_id: int, *, job_id: str,
-             delay: timedelta | None = None) -> bool:
+def _enqueue(
+    gateway: Gateway,
+    func: Callable[[int], Any],
+    message_id: int,
+    *,
+    job_id: str,
+    delay: timedelta | None = None,
+) -> bool:
     try:
         gateway.jobs.enqueue(func, message_id, job_id=job_id, delay=delay)
         return True
@@ -144,8 +160,7 @@ def dispatch_pending(gateway: Gateway, message_ids: Iterable[int]) -> None:
     """Send messages just committed: an rq job each, or inline when there is no Redis."""
     for message_id in message_ids:
         if not gateway.jobs.inline:
-            _enqueue(gateway, send_message_job, message_id,
-                     job_id=send_job_id(message_id, 1))
+            _enqueue(gateway, send_message_job, message_id, job_id=send_job_id(message_id, 1))
             continue
         try:
             run_send(gateway, message_id)
@@ -161,19 +176,25 @@ def sweep(gateway: Gateway, *, now: datetime | None = None, limit: int = 500) ->
         due = outbox.due(session=session, now=now, limit=limit)
     if not gateway.jobs.inline:
         for message_id, attempts in expired:
-            _enqueue(gateway, reconcile_message_job, message_id,
-                     job_id=reconcile_job_id(message_id, attempts))
+            _enqueue(
+                gateway,
+                reconcile_message_job,
+                message_id,
+                job_id=reconcile_job_id(message_id, attempts),
+            )
         for message_id, attempts in due:
-            _enqueue(gateway, send_message_job, message_id,
-                     job_id=send_job_id(message_id, attempts + 1))
+            _enqueue(
+                gateway, send_message_job, message_id, job_id=send_job_id(message_id, attempts + 1)
+            )
         return {"reconciling": len(expired), "due": len(due)}
     _inline_pass(gateway, run_reconcile, [i for i, _ in expired])
     _inline_pass(gateway, run_send, [i for i, _ in due])
     return {"reconciling": len(expired), "due": len(due)}
 
 
-def _inline_pass(gateway: Gateway, step: Callable[[Gateway, int], Outcome],
-                 message_ids: list[int]) -> None:
+def _inline_pass(
+    gateway: Gateway, step: Callable[[Gateway, int], Outcome], message_ids: list[int]
+) -> None:
     for message_id in message_ids:
         try:
             outcome = step(gateway, message_id)
@@ -204,16 +225,16 @@ def periodic_jobs(gateway: Gateway) -> list[Periodic]:
     return [
         Periodic("messages-sweep", sweep_job, timedelta(seconds=sweep_every)),
         Periodic("messages-reminders", reminders_job, timedelta(hours=1)),
-        Periodic("messages-reconcile", daily_reconcile_job, timedelta(days=1),
-                 cron="30 3 * * *"),
+        Periodic("messages-reconcile", daily_reconcile_job, timedelta(days=1), cron="30 3 * * *"),
         # Not messaging, but the same schedule runs it: a payment whose job was lost
         # (Redis restarted, worker killed before it started) is picked up again.
         Periodic("payments-sweep", sweep_payments_job, timedelta(minutes=2)),
     ]
 
 
-def run_periodic(gateway: Gateway, last_run: dict[str, datetime], *,
-                 now: datetime | None = None) -> list[str]:
+def run_periodic(
+    gateway: Gateway, last_run: dict[str, datetime], *, now: datetime | None = None
+) -> list[str]:
     """Run (inline, in the app context) each periodic job whose time has come."""
     now = now or utcnow()
     ran = []

@@ -25,12 +25,25 @@ NEW_CLAIMED = "paygo.outbox.new-claimed"
 RETRYABLE = (MessageStatus.FAILED, MessageStatus.UNDELIVERABLE)
 
 
-def queue_message(*, session: Session, recipient: str, body: str, kind: str = "reply",
-                  dedupe_key: str | None = None, account_id: int | None = None,
-                  payment_id: int | None = None) -> OutboundMessage:
+def queue_message(
+    *,
+    session: Session,
+    recipient: str,
+    body: str,
+    kind: str = "reply",
+    dedupe_key: str | None = None,
+    account_id: int | None = None,
+    payment_id: int | None = None,
+) -> OutboundMessage:
     """Write one outbound SMS in the caller's transaction (once per dedupe key)."""
-    message = OutboundMessage(recipient=recipient, body=body, kind=kind, dedupe_key=dedupe_key,
-                              account_id=account_id, payment_id=payment_id)
+    message = OutboundMessage(
+        recipient=recipient,
+        body=body,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        account_id=account_id,
+        payment_id=payment_id,
+    )
     claim = session.info.get(CLAIM_ON_WRITE)
     # Not inside a savepoint: one rolled back would leave a claim for a row never written.
     claimed = claim is not None and not session.in_nested_transaction() and claim(message)
@@ -43,10 +56,12 @@ def queue_message(*, session: Session, recipient: str, body: str, kind: str = "r
         inserted = session.scalars(
             _insert_once(session.get_bind().dialect.name)
             .values({c.key: getattr(message, c.key) for c in _COLUMNS})
-            .returning(OutboundMessage)).first()
+            .returning(OutboundMessage)
+        ).first()
         if inserted is None:  # already written: theirs is the message
-            return session.exec(select(OutboundMessage)
-                                .where(OutboundMessage.dedupe_key == dedupe_key)).one()
+            return session.exec(
+                select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key)
+            ).one()
         message = inserted
     if claimed:
         session.info.setdefault(NEW_CLAIMED, []).append(message)
@@ -55,15 +70,19 @@ def queue_message(*, session: Session, recipient: str, body: str, kind: str = "r
 
 
 #: Every column but the id, which the database assigns.
-_COLUMNS = [c for c in OutboundMessage.__table__.columns  # type: ignore[attr-defined]
-            if c.key != "id"]
+_COLUMNS = [
+    c
+    for c in OutboundMessage.__table__.columns  # type: ignore[attr-defined]
+    if c.key != "id"
+]
 
 
 def _insert_once(dialect_name: str) -> Insert:
     """`INSERT ... ON CONFLICT (dedupe_key) DO NOTHING` for this database."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     statement: Insert = dialect.insert(OutboundMessage).on_conflict_do_nothing(
-        index_elements=["dedupe_key"])
+        index_elements=["dedupe_key"]
+    )
     return statement
 
 
@@ -91,32 +110,44 @@ def due(*, session: Session, now: datetime, limit: int = 500) -> list[tuple[int,
     return _ids_and_attempts(session, MessageStatus.QUEUED, now, limit)
 
 
-def expired_sending(*, session: Session, now: datetime,
-                    limit: int = 500) -> list[tuple[int, int]]:
+def expired_sending(*, session: Session, now: datetime, limit: int = 500) -> list[tuple[int, int]]:
     """(id, attempts) of messages left in `sending` past their lease (crash, unknown outcome)."""
     return _ids_and_attempts(session, MessageStatus.SENDING, now, limit)
 
 
-def _ids_and_attempts(session: Session, status: MessageStatus, now: datetime,
-                      limit: int) -> list[tuple[int, int]]:
+def _ids_and_attempts(
+    session: Session, status: MessageStatus, now: datetime, limit: int
+) -> list[tuple[int, int]]:
     rows = session.exec(
         select(OutboundMessage.id, OutboundMessage.attempts)
         .where(OutboundMessage.status == status)
-        .where(or_(col(OutboundMessage.next_attempt_at).is_(None),
-                   col(OutboundMessage.next_attempt_at) <= now))
-        .order_by(col(OutboundMessage.id)).limit(limit))
+        .where(
+            or_(
+                col(OutboundMessage.next_attempt_at).is_(None),
+                col(OutboundMessage.next_attempt_at) <= now,
+            )
+        )
+        .order_by(col(OutboundMessage.id))
+        .limit(limit)
+    )
     return [(int(i), int(a)) for i, a in rows if i is not None]
 
 
 def dead_letters(*, session: Session, limit: int = 100) -> list[OutboundMessage]:
     """Messages that gave up (status failed), newest first."""
-    return list(session.exec(
-        select(OutboundMessage).where(OutboundMessage.status == MessageStatus.FAILED)
-        .order_by(col(OutboundMessage.id).desc()).limit(limit)))
+    return list(
+        session.exec(
+            select(OutboundMessage)
+            .where(OutboundMessage.status == MessageStatus.FAILED)
+            .order_by(col(OutboundMessage.id).desc())
+            .limit(limit)
+        )
+    )
 
 
-def requeue(*, session: Session, message: OutboundMessage, now: datetime,
-            reason: str) -> OutboundMessage:
+def requeue(
+    *, session: Session, message: OutboundMessage, now: datetime, reason: str
+) -> OutboundMessage:
     """Put a failed or undeliverable message back in the queue with a fresh attempt count."""
     message.status = MessageStatus.QUEUED
     message.status_reason = reason[:300]

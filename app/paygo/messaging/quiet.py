@@ -34,6 +34,5 @@ def next_allowed(now: datetime, tz: zoneinfo.ZoneInfo, start: int, end: int) -> 
         return now
     morning = local.replace(hour=end, minute=0, second=0, microsecond=0)
     if morning <= local:
-        morning = (local + timedelta(days=1)).replace(hour=end, minute=0, second=0,
-                                                      microsecond=0)
+        morning = (local + timedelta(days=1)).replace(hour=end, minute=0, second=0, microsecond=0)
     return morning.astimezone(UTC)

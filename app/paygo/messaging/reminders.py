@@ -46,14 +46,23 @@ def due(*, session: Session, now: datetime, settings: Settings) -> list[Reminder
         .where(col(Account.credit_until).is_not(None))
         .where(col(Account.credit_until) > now - timedelta(days=OFF_STEPS[-1][1] + 1))
         .where(col(Account.credit_until) <= now + timedelta(days=max(days_before, 0) + 1))
-        .order_by(col(Account.id)))
-    found = (_reminder(session, account, customer, plan, now, settings)
-             for account, customer, plan in rows)
+        .order_by(col(Account.id))
+    )
+    found = (
+        _reminder(session, account, customer, plan, now, settings)
+        for account, customer, plan in rows
+    )
     return [r for r in found if r is not None]
 
 
-def _reminder(session: Session, account: Account, customer: Customer, plan: PaymentPlan,
-              now: datetime, settings: Settings) -> Reminder | None:
+def _reminder(
+    session: Session,
+    account: Account,
+    customer: Customer,
+    plan: PaymentPlan,
+    now: datetime,
+    settings: Settings,
+) -> Reminder | None:
     assert account.id is not None and account.credit_until is not None
     tz = quiet.zone(customer.timezone, settings.default_timezone)
     today, expiry = now.astimezone(tz).date(), account.credit_until.astimezone(tz).date()
@@ -67,24 +76,35 @@ def _reminder(session: Session, account: Account, customer: Customer, plan: Paym
             return None
         kind, key = "out_of_light", f"reminder:{account.id}:off:{expiry.isoformat()}:{step}"
     lang = templates.language(customer.language, settings.default_language)
-    body = templates.render(kind, lang, max_parts=settings.sms_max_parts,
-                            distributor=settings.distributor_name,
-                            paybill=settings.paybill_number, account=account.number,
-                            date=templates.format_date(expiry, lang))
-    not_before = quiet.next_allowed(now, tz, settings.quiet_hours_start,
-                                    settings.quiet_hours_end)
+    body = templates.render(
+        kind,
+        lang,
+        max_parts=settings.sms_max_parts,
+        distributor=settings.distributor_name,
+        paybill=settings.paybill_number,
+        account=account.number,
+        date=templates.format_date(expiry, lang),
+    )
+    not_before = quiet.next_allowed(now, tz, settings.quiet_hours_start, settings.quiet_hours_end)
     return Reminder(account.id, customer.phone, key, body, not_before)
 
 
-def _expiry_due(session: Session, account_id: int, days_before: int, today: date,
-                expiry: date, tz: zoneinfo.ZoneInfo) -> bool:
+def _expiry_due(
+    session: Session,
+    account_id: int,
+    days_before: int,
+    today: date,
+    expiry: date,
+    tz: zoneinfo.ZoneInfo,
+) -> bool:
     """N days before the end, unless the customer paid since that day began."""
     if days_before <= 0 or today < expiry - timedelta(days=days_before):
         return False
     # A daily payer always has a day or two left: their receipt says so, no reminder.
     window_start = datetime.combine(expiry - timedelta(days=days_before), time(0), tzinfo=tz)
-    last_paid = session.exec(select(func.max(Payment.credited_at))
-                             .where(Payment.account_id == account_id)).one()
+    last_paid = session.exec(
+        select(func.max(Payment.credited_at)).where(Payment.account_id == account_id)
+    ).one()
     return last_paid is None or last_paid < window_start
 
 
@@ -94,10 +114,14 @@ def write_due(gateway: Gateway, *, now: datetime | None = None) -> list[int]:
     written: list[int] = []
     with gateway.db.transaction() as session:
         for reminder in due(session=session, now=now, settings=gateway.settings):
-            message = queue_message(session=session, recipient=reminder.recipient,
-                                    body=reminder.body, kind=KIND,
-                                    dedupe_key=reminder.dedupe_key,
-                                    account_id=reminder.account_id)
+            message = queue_message(
+                session=session,
+                recipient=reminder.recipient,
+                body=reminder.body,
+                kind=KIND,
+                dedupe_key=reminder.dedupe_key,
+                account_id=reminder.account_id,
+            )
             if not is_new(session, message):
                 continue
             if reminder.not_before > now:

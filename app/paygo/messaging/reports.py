@@ -21,14 +21,32 @@ log = logging.getLogger(__name__)
 
 #: Africa's Talking delivery report statuses onto ours.
 AT_STATUSES: dict[str, MessageStatus] = {
-    "Sent": MessageStatus.SENT, "Submitted": MessageStatus.SENT,
-    "Buffered": MessageStatus.SENT, "Success": MessageStatus.DELIVERED,
-    "Rejected": MessageStatus.FAILED, "Failed": MessageStatus.UNDELIVERABLE,
-    "AbsentSubscriber": MessageStatus.UNDELIVERABLE, "Expired": MessageStatus.UNDELIVERABLE,
+    "Sent": MessageStatus.SENT,
+    "Submitted": MessageStatus.SENT,
+    "Buffered": MessageStatus.SENT,
+    "Success": MessageStatus.DELIVERED,
+    "Rejected": MessageStatus.FAILED,
+    "Failed": MessageStatus.UNDELIVERABLE,
+    "AbsentSubscriber": MessageStatus.UNDELIVERABLE,
+    "Expired": MessageStatus.UNDELIVERABLE,
 }
-TWILIO_STATUSES = frozenset({"accepted", "scheduled", "queued", "sending", "sent", "delivered",
-                             "read", "undelivered", "failed", "canceled",
-                             "partially_delivered", "receiving", "received"})
+TWILIO_STATUSES = frozenset(
+    {
+        "accepted",
+        "scheduled",
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "read",
+        "undelivered",
+        "failed",
+        "canceled",
+        "partially_delivered",
+        "receiving",
+        "received",
+    }
+)
 _TWILIO_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
 _TOKEN = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 #: A report not in by then is chased (Twilio) or noted (providers with no lookup).
@@ -37,16 +55,18 @@ CHASE_WINDOW = timedelta(days=7)
 NO_REPORT = "no delivery report"
 
 
-def _field(form: Mapping[str, str], name: str, *, required: bool = False,
-           limit: int = 100) -> str | None:
+def _field(
+    form: Mapping[str, str], name: str, *, required: bool = False, limit: int = 100
+) -> str | None:
     value = (form.get(name) or "").strip()
     if not value:
         if required:
             raise InvalidInput(f"{name} is required", field=name)
         return None
     if len(value) > limit:
-        raise InvalidInput(f"{name} is too long ({len(value)} characters, {limit} at most)",
-                           field=name)
+        raise InvalidInput(
+            f"{name} is too long ({len(value)} characters, {limit} at most)", field=name
+        )
     return value
 
 
@@ -67,10 +87,10 @@ def parse_at_delivery(form: Mapping[str, str], default_country: str = "KE") -> S
         raise InvalidInput("retryCount must be a whole number", field="retryCount")
     failure = _field(form, "failureReason", limit=200)
     network = _field(form, "networkCode", limit=20)
-    reason = " ".join(filter(None, ("africastalking", status, failure,
-                                    f"network {network}" if network else None)))
-    return StatusReport("africastalking", message_id, AT_STATUSES[status], reason,
-                        recipient=phone)
+    reason = " ".join(
+        filter(None, ("africastalking", status, failure, f"network {network}" if network else None))
+    )
+    return StatusReport("africastalking", message_id, AT_STATUSES[status], reason, recipient=phone)
 
 
 def parse_twilio_status(form: Mapping[str, str], message_hint: str | None) -> StatusReport:
@@ -104,21 +124,27 @@ def chase(gateway: Gateway, *, now: datetime | None = None, limit: int = 1000) -
     now = now or utcnow()
     counts = {"checked": 0, "updated": 0, "noted": 0, "errors": 0}
     with gateway.db.session() as session:
-        stale = list(session.exec(
-            select(OutboundMessage.id, OutboundMessage.provider,
-                   OutboundMessage.provider_message_id)
-            .where(OutboundMessage.status == MessageStatus.SENT)
-            .where(col(OutboundMessage.sent_at) < now - CHASE_AFTER)
-            .where(col(OutboundMessage.sent_at) > now - CHASE_WINDOW)
-            .order_by(col(OutboundMessage.id)).limit(limit)))
+        stale = list(
+            session.exec(
+                select(
+                    OutboundMessage.id,
+                    OutboundMessage.provider,
+                    OutboundMessage.provider_message_id,
+                )
+                .where(OutboundMessage.status == MessageStatus.SENT)
+                .where(col(OutboundMessage.sent_at) < now - CHASE_AFTER)
+                .where(col(OutboundMessage.sent_at) > now - CHASE_WINDOW)
+                .order_by(col(OutboundMessage.id))
+                .limit(limit)
+            )
+        )
     for message_id, provider_name, provider_id in stale:
         assert message_id is not None
         counts["checked"] += 1
         report = None
         if provider_name and provider_id:
             try:
-                report = dispatcher.providers(gateway).get(provider_name) \
-                    .fetch_status(provider_id)
+                report = dispatcher.providers(gateway).get(provider_name).fetch_status(provider_id)
             except Exception as exc:  # one provider's outage must not stop the others
                 log.warning("fetching status of message %s failed: %s", message_id, exc)
                 counts["errors"] += 1
@@ -128,8 +154,9 @@ def chase(gateway: Gateway, *, now: datetime | None = None, limit: int = 1000) -
     return counts
 
 
-def _settle_stale(gateway: Gateway, message_id: int, report: StatusReport | None,
-                  now: datetime) -> int:
+def _settle_stale(
+    gateway: Gateway, message_id: int, report: StatusReport | None, now: datetime
+) -> int:
     with gateway.db.transaction() as session:
         message = session.get(OutboundMessage, message_id, with_for_update=True)
         if message is None or message.status != MessageStatus.SENT:

@@ -87,15 +87,19 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
     ref = _GATEWAYS.get(id(bind))
     gateway = ref() if ref is not None else None
     if gateway is None or bind not in gateway.db.engines:
-        log.warning("messages %s committed on an engine with no gateway: left to the sweep",
-                    ids + [m.id for m in claimed])
+        log.warning(
+            "messages %s committed on an engine with no gateway: left to the sweep",
+            ids + [m.id for m in claimed],
+        )
         return
     try:
         jobs.send_claimed(gateway, claimed)
         jobs.dispatch_pending(gateway, ids)
     except Exception:  # the commit has happened: never turn it into an error
-        log.exception("dispatching messages %s failed; the sweep will send them",
-                      ids + [m.id for m in claimed])
+        log.exception(
+            "dispatching messages %s failed; the sweep will send them",
+            ids + [m.id for m in claimed],
+        )
 
 
 def _after_rollback(session: Session) -> None:

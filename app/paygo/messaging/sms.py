@@ -11,7 +11,8 @@ import math
 #: The GSM 03.38 basic alphabet (one septet each).
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
 #: Characters of the extension table: an escape septet plus one, so two each.
 GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
 
@@ -60,5 +61,5 @@ def truncate(text: str, max_parts: int = 1) -> str:
     while cut and not fits(cut + "...", max_parts):
         # Trim roughly to size first, then one character at a time.
         excess = units(cut + "...") - capacity(cut + "...", max_parts)
-        cut = cut[:-max(1, excess)].rstrip()
+        cut = cut[: -max(1, excess)].rstrip()
     return cut + "..."

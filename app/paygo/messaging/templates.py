@@ -15,19 +15,19 @@ LANGUAGES = ("en", "sw", "fr")
 TEMPLATES: dict[str, dict[str, str]] = {
     "expiry": {
         "en": "{distributor}: your light credit ends on {date}. Pay to PayBill {paybill}, "
-              "account {account}, to keep your light on.",
+        "account {account}, to keep your light on.",
         "sw": "{distributor}: salio la taa yako linaisha {date}. Lipa kwa PayBill {paybill}, "
-              "akaunti {account}, ili taa iendelee kuwaka.",
+        "akaunti {account}, ili taa iendelee kuwaka.",
         "fr": "{distributor}: votre crédit lumière finit le {date}. Payez au PayBill "
-              "{paybill}, compte {account}, pour garder la lumière.",
+        "{paybill}, compte {account}, pour garder la lumière.",
     },
     "out_of_light": {
         "en": "{distributor}: you are out of light since {date}. Pay to PayBill {paybill}, "
-              "account {account}, to get your light back.",
+        "account {account}, to get your light back.",
         "sw": "{distributor}: taa yako imezimika tangu {date}. Lipa kwa PayBill {paybill}, "
-              "akaunti {account}, ili upate mwanga tena.",
+        "akaunti {account}, ili upate mwanga tena.",
         "fr": "{distributor}: votre lumière est éteinte depuis le {date}. Payez au PayBill "
-              "{paybill}, compte {account}, pour la rallumer.",
+        "{paybill}, compte {account}, pour la rallumer.",
     },
 }
 
@@ -35,8 +35,20 @@ MONTHS: dict[str, tuple[str, ...]] = {
     "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
     "sw": ("Jan", "Feb", "Mac", "Apr", "Mei", "Jun", "Jul", "Ago", "Sep", "Okt", "Nov", "Des"),
     # "aout" without its circumflex (allowed since the 1990 spelling reform): û is not GSM-7.
-    "fr": ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "aout", "sept.", "oct.",
-           "nov.", "déc."),
+    "fr": (
+        "janv.",
+        "févr.",
+        "mars",
+        "avr.",
+        "mai",
+        "juin",
+        "juil.",
+        "aout",
+        "sept.",
+        "oct.",
+        "nov.",
+        "déc.",
+    ),
 }
 
 

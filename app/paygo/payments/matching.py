@@ -26,11 +26,9 @@ from paygo.accounts import OPEN_STATUSES
 from paygo.models import Account, AccountStatus, Customer, Device, Payment
 from paygo.phones import msisdn_digest, try_normalise
 
-RULES = ("account_number", "normalised_reference", "device_serial", "check_digit",
-         "payer_phone")
+RULES = ("account_number", "normalised_reference", "device_serial", "check_digit", "payer_phone")
 # Prefixes people type before an account number: "#", "acc", "acc no.", "a/c", "ref".
-_PREFIX = re.compile(r"^(?:#|account|acct|acc|a/c|ac|ref|no\.?|nr\.?)[\s:#.\-_/]*",
-                     re.IGNORECASE)
+_PREFIX = re.compile(r"^(?:#|account|acct|acc|a/c|ac|ref|no\.?|nr\.?)[\s:#.\-_/]*", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[\s\-._/]+")
 #: Accounts a payment may be credited to (a paid-off one records an overpayment to refund).
 CREDITABLE = (*OPEN_STATUSES, AccountStatus.PAID_OFF)
@@ -69,7 +67,8 @@ class Payer:
             return msisdn_digest(phone) == self.digest
         if self.pattern:
             return len(phone) == len(self.pattern) and all(
-                p in ("_", c) for p, c in zip(self.pattern, phone, strict=True))
+                p in ("_", c) for p, c in zip(self.pattern, phone, strict=True)
+            )
         return True
 
 
@@ -99,8 +98,7 @@ def normalise_reference(reference: str) -> str:
     return _SEPARATORS.sub("", text).lower()
 
 
-def match_payment(*, session: Session, payment: Payment,
-                  default_country: str) -> Match | NoMatch:
+def match_payment(*, session: Session, payment: Payment, default_country: str) -> Match | NoMatch:
     """Find the account of a payment by the rules above, in order."""
     reference = (payment.reference or "").strip()
     payer = read_payer(payment.payer, default_country)
@@ -109,8 +107,10 @@ def match_payment(*, session: Session, payment: Payment,
         found = _by_reference(session, reference, payer, reasons)
         if found is not None and found.account.status not in CREDITABLE:
             # The reference is clear, but crediting a returned box would feed its new holder.
-            return NoMatch(f"reference {reference!r} is account {found.account.number}, "
-                           f"which is {found.account.status}")
+            return NoMatch(
+                f"reference {reference!r} is account {found.account.number}, "
+                f"which is {found.account.status}"
+            )
         if found is not None:
             return found
     else:
@@ -121,8 +121,9 @@ def match_payment(*, session: Session, payment: Payment,
     return NoMatch("; ".join(reasons))
 
 
-def _by_reference(session: Session, reference: str, payer: Payer,
-                  reasons: list[str]) -> Match | None:
+def _by_reference(
+    session: Session, reference: str, payer: Payer, reasons: list[str]
+) -> Match | None:
     account = account_by_number(session, reference)
     if account is not None:
         return Match(account, "account_number")
@@ -149,14 +150,15 @@ def account_by_serial(session: Session, reference: str) -> Account | None:
     device_id = session.exec(select(Device.id).where(Device.serial == reference)).first()
     if device_id is None:
         key = _SEPARATORS.sub("", reference).upper()
-        squeezed = func.upper(func.replace(func.replace(func.replace(
-            col(Device.serial), " ", ""), "-", ""), ".", ""))
-        device_id = session.exec(select(Device.id).where(squeezed == key)).first() \
-            if key else None
+        squeezed = func.upper(
+            func.replace(func.replace(func.replace(col(Device.serial), " ", ""), "-", ""), ".", "")
+        )
+        device_id = session.exec(select(Device.id).where(squeezed == key)).first() if key else None
     if device_id is None:
         return None
-    holders = session.exec(select(Account).where(Account.device_id == device_id)
-                           .order_by(col(Account.id))).all()
+    holders = session.exec(
+        select(Account).where(Account.device_id == device_id).order_by(col(Account.id))
+    ).all()
     open_ = [a for a in holders if a.status in OPEN_STATUSES]
     if len(holders) == 1:
         return holders[0]
@@ -170,8 +172,11 @@ def correction_candidates(session: Session, normalised: str) -> Sequence[Account
     numbers = list(accountnumbers.corrections(normalised))
     if not numbers:
         return []
-    return session.exec(select(Account).where(col(Account.number).in_(numbers))
-                        .where(col(Account.status).in_(OPEN_STATUSES))).all()
+    return session.exec(
+        select(Account)
+        .where(col(Account.number).in_(numbers))
+        .where(col(Account.status).in_(OPEN_STATUSES))
+    ).all()
 
 
 def accepts_reference(*, session: Session, reference: str | None) -> bool:
@@ -179,29 +184,38 @@ def accepts_reference(*, session: Session, reference: str | None) -> bool:
     unique correction; anything plausible is accepted and sorted out after payment."""
     text = (reference or "").strip()
     normalised = normalise_reference(text)
-    if (not normalised.isdigit() or len(normalised) != accountnumbers.LENGTH
-            or accountnumbers.is_valid(normalised)):
+    if (
+        not normalised.isdigit()
+        or len(normalised) != accountnumbers.LENGTH
+        or accountnumbers.is_valid(normalised)
+    ):
         return True
-    if account_by_number(session, text) or account_by_number(session, normalised) \
-            or account_by_serial(session, text):
+    if (
+        account_by_number(session, text)
+        or account_by_number(session, normalised)
+        or account_by_serial(session, text)
+    ):
         return True
     return len(correction_candidates(session, normalised)) == 1
 
 
-def _by_correction(session: Session, normalised: str, payer: Payer,
-                   reasons: list[str]) -> Account | None:
+def _by_correction(
+    session: Session, normalised: str, payer: Payer, reasons: list[str]
+) -> Account | None:
     candidates = correction_candidates(session, normalised)
     if len(candidates) != 1:
-        reasons.append(f"reference {normalised!r} is no account"
-                       + (f"; {len(candidates)} open accounts are one typo away"
-                          if candidates else ""))
+        reasons.append(
+            f"reference {normalised!r} is no account"
+            + (f"; {len(candidates)} open accounts are one typo away" if candidates else "")
+        )
         return None
     account = candidates[0]
-    phone = session.exec(select(Customer.phone)
-                         .where(Customer.id == account.customer_id)).one()
+    phone = session.exec(select(Customer.phone).where(Customer.id == account.customer_id)).one()
     if not payer.fits(phone):
-        reasons.append(f"reference {normalised!r} is one typo from account {account.number}, "
-                       "but the payer's number is not that account's")
+        reasons.append(
+            f"reference {normalised!r} is one typo from account {account.number}, "
+            "but the payer's number is not that account's"
+        )
         return None
     return account
 
@@ -210,9 +224,11 @@ def _by_payer(session: Session, payer: Payer, reasons: list[str]) -> Account | N
     if not payer.known:
         reasons.append("the payer's number is unknown")
         return None
-    query = (select(Account, Customer.phone)
-             .join(Customer, col(Customer.id) == col(Account.customer_id))
-             .where(col(Account.status).in_(OPEN_STATUSES)))
+    query = (
+        select(Account, Customer.phone)
+        .join(Customer, col(Customer.id) == col(Account.customer_id))
+        .where(col(Account.status).in_(OPEN_STATUSES))
+    )
     if payer.e164:
         query = query.where(Customer.phone == payer.e164)
     elif payer.pattern:

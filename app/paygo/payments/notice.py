@@ -8,8 +8,8 @@ from enum import StrEnum
 
 
 class NoticeStatus(StrEnum):
-    PAID = "paid"        # the money moved: store it and reconcile it
-    FAILED = "failed"    # the provider says it did not go through: record why, credit nothing
+    PAID = "paid"  # the money moved: store it and reconcile it
+    FAILED = "failed"  # the provider says it did not go through: record why, credit nothing
     IGNORED = "ignored"  # not final, or not money in: audit it, credit nothing
 
 
@@ -17,17 +17,17 @@ class NoticeStatus(StrEnum):
 class PaymentNotice:
     """One payment as a provider reported it, before we know whose it is."""
 
-    provider: str                   # Payment.provider: "mpesa", "mtn_momo", ...
-    provider_txn_id: str            # the provider's id: the idempotency key
+    provider: str  # Payment.provider: "mpesa", "mtn_momo", ...
+    provider_txn_id: str  # the provider's id: the idempotency key
     status: NoticeStatus
-    amount: str | None              # major units exactly as sent ("150", "1.00"); parsed later
+    amount: str | None  # major units exactly as sent ("150", "1.00"); parsed later
     currency: str
-    reference: str | None = None    # what the customer typed (or the reference we pushed)
-    payer: str | None = None        # plain, masked or SHA-256 hashed, as sent
+    reference: str | None = None  # what the customer typed (or the reference we pushed)
+    payer: str | None = None  # plain, masked or SHA-256 hashed, as sent
     payer_name: str | None = None
     paid_at: datetime | None = None
-    reason: str | None = None       # why it failed, in the provider's words
-    request_id: str | None = None   # a collection request we initiated (STK CheckoutRequestID)
+    reason: str | None = None  # why it failed, in the provider's words
+    request_id: str | None = None  # a collection request we initiated (STK CheckoutRequestID)
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,9 @@ class NotCreditable(PaymentError):
     currency, a box now held by someone else): it goes to the suspense queue."""
 
 
-def reconcile_payment(*, session: Session, keys: KeyBox, payment_id: int, now: datetime,
-                      default_country: str) -> Outcome:
+def reconcile_payment(
+    *, session: Session, keys: KeyBox, payment_id: int, now: datetime, default_country: str
+) -> Outcome:
     """Match and credit a received payment, or put it in suspense; a no-op once done.
 
     Raises NotCreditable when the match cannot be credited: the caller rolls back and
@@ -66,11 +67,17 @@ def reconcile_payment(*, session: Session, keys: KeyBox, payment_id: int, now: d
     try:
         result = credit(session=session, keys=keys, payment=payment, match=found, now=now)
     except PaymentError as exc:
-        raise NotCreditable(f"matched account {found.account.number} ({found.rule}) but "
-                            f"{exc.message}", payment_id=payment_id) from exc
-    return Outcome(payment_id=result.payment_id, status=PaymentStatus.CREDITED,
-                   account_number=result.account_number, rule=found.rule,
-                   message_id=result.message_id)
+        raise NotCreditable(
+            f"matched account {found.account.number} ({found.rule}) but {exc.message}",
+            payment_id=payment_id,
+        ) from exc
+    return Outcome(
+        payment_id=result.payment_id,
+        status=PaymentStatus.CREDITED,
+        account_number=result.account_number,
+        rule=found.rule,
+        message_id=result.message_id,
+    )
 
 
 def suspend_payment(*, session: Session, payment_id: int, reason: str) -> Outcome:
@@ -81,58 +88,119 @@ def suspend_payment(*, session: Session, payment_id: int, reason: str) -> Outcom
     return _suspend(session, payment, reason)
 
 
-def credit(*, session: Session, keys: KeyBox, payment: Payment, match: Match, now: datetime,
-           actor: str = "system") -> CreditResult:
+def credit(
+    *,
+    session: Session,
+    keys: KeyBox,
+    payment: Payment,
+    match: Match,
+    now: datetime,
+    actor: str = "system",
+) -> CreditResult:
     """Credit a payment to its matched account and keep what it did for a reversal."""
     account = lock_account(session=session, account_id=_id(match.account.id))
     remainder_before = account.remainder
-    result = credit_payment(session=session, keys=keys, payment=payment, account=account,
-                            rule=match.rule, now=now, actor=actor)
+    result = credit_payment(
+        session=session,
+        keys=keys,
+        payment=payment,
+        account=account,
+        rule=match.rule,
+        now=now,
+        actor=actor,
+    )
     if not result.already_credited:
         q = result.quote
-        audit.record(session=session, actor=actor, action="payment.credited",
-                     target_type="payment", target_id=payment.id,
-                     account=result.account_number, rule=match.rule, amount=q.amount,
-                     counted=q.counted, overpayment=q.overpayment, steps=q.steps,
-                     remainder_before=remainder_before, remainder_after=q.remainder_after,
-                     activates=q.activates, pays_off=q.pays_off)
+        audit.record(
+            session=session,
+            actor=actor,
+            action="payment.credited",
+            target_type="payment",
+            target_id=payment.id,
+            account=result.account_number,
+            rule=match.rule,
+            amount=q.amount,
+            counted=q.counted,
+            overpayment=q.overpayment,
+            steps=q.steps,
+            remainder_before=remainder_before,
+            remainder_after=q.remainder_after,
+            activates=q.activates,
+            pays_off=q.pays_off,
+        )
     return result
 
 
-def assign_payment(*, session: Session, keys: KeyBox, payment_id: int, account_number: str,
-                   actor: str, now: datetime) -> Outcome:
+def assign_payment(
+    *,
+    session: Session,
+    keys: KeyBox,
+    payment_id: int,
+    account_number: str,
+    actor: str,
+    now: datetime,
+) -> Outcome:
     """Credit a payment from the suspense queue to the account an operator names."""
     payment = lock_payment(session=session, payment_id=payment_id)
     if payment.status == PaymentStatus.CREDITED:
         held = session.get(Account, payment.account_id)
-        raise Conflict(f"payment #{payment_id} is already credited to account "
-                       f"{held.number if held else '?'}", payment_id=payment_id)
+        raise Conflict(
+            f"payment #{payment_id} is already credited to account {held.number if held else '?'}",
+            payment_id=payment_id,
+        )
     if payment.status not in (PaymentStatus.UNMATCHED, PaymentStatus.RECEIVED):
-        raise Conflict(f"payment #{payment_id} is {payment.status}; only unmatched payments "
-                       f"can be assigned", payment_id=payment_id)
+        raise Conflict(
+            f"payment #{payment_id} is {payment.status}; only unmatched payments can be assigned",
+            payment_id=payment_id,
+        )
     account = get_account(session=session, number=account_number)
-    credit(session=session, keys=keys, payment=payment, match=Match(account, "operator"),
-           now=now, actor=actor)
-    audit.record(session=session, actor=actor, action="payment.assigned",
-                 target_type="payment", target_id=payment_id, account=account.number,
-                 previous_reason=payment.status_reason)
+    credit(
+        session=session,
+        keys=keys,
+        payment=payment,
+        match=Match(account, "operator"),
+        now=now,
+        actor=actor,
+    )
+    audit.record(
+        session=session,
+        actor=actor,
+        action="payment.assigned",
+        target_type="payment",
+        target_id=payment_id,
+        account=account.number,
+        previous_reason=payment.status_reason,
+    )
     return _outcome(session, payment)
 
 
 def unmatched_payments(*, session: Session, limit: int = 100) -> list[Payment]:
     """The suspense queue, oldest first."""
-    return list(session.exec(select(Payment).where(Payment.status == PaymentStatus.UNMATCHED)
-                             .order_by(col(Payment.received_at), col(Payment.id))
-                             .limit(limit)))
+    return list(
+        session.exec(
+            select(Payment)
+            .where(Payment.status == PaymentStatus.UNMATCHED)
+            .order_by(col(Payment.received_at), col(Payment.id))
+            .limit(limit)
+        )
+    )
 
 
-def waiting_payment_ids(*, session: Session, received_before: datetime,
-                        limit: int = 500) -> list[int]:
+def waiting_payment_ids(
+    *, session: Session, received_before: datetime, limit: int = 500
+) -> list[int]:
     """Payments stored but not yet reconciled (their job was lost or is late)."""
-    return [i for i in session.exec(
-        select(Payment.id).where(Payment.status == PaymentStatus.RECEIVED)
-        .where(col(Payment.received_at) < received_before)
-        .order_by(col(Payment.id)).limit(limit)) if i is not None]
+    return [
+        i
+        for i in session.exec(
+            select(Payment.id)
+            .where(Payment.status == PaymentStatus.RECEIVED)
+            .where(col(Payment.received_at) < received_before)
+            .order_by(col(Payment.id))
+            .limit(limit)
+        )
+        if i is not None
+    ]
 
 
 def claim_waiting_payment(*, session: Session, skip: Collection[int] = ()) -> int | None:
@@ -142,10 +210,14 @@ def claim_waiting_payment(*, session: Session, skip: Collection[int] = ()) -> in
     payment without waiting for one another. (SQLite's write transaction is already
     exclusive.) `skip`: payments this caller has given up on for now.
     """
-    payment = session.exec(select(Payment).where(*_waiting(skip))
-                           .order_by(col(Payment.id)).limit(1)
-                           .with_for_update(skip_locked=True)
-                           .execution_options(populate_existing=True)).first()
+    payment = session.exec(
+        select(Payment)
+        .where(*_waiting(skip))
+        .order_by(col(Payment.id))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    ).first()
     if payment is None or payment.id is None:
         return None
     note_locked(session, Payment, payment.id)
@@ -177,12 +249,17 @@ def _outcome(session: Session, payment: Payment) -> Outcome:
     account = session.get(Account, payment.account_id) if payment.account_id else None
     message_id = None
     if payment.status == PaymentStatus.CREDITED:
-        message_id = session.exec(select(OutboundMessage.id).where(
-            OutboundMessage.dedupe_key == f"payment:{payment.id}")).first()
-    return Outcome(payment_id=_id(payment.id), status=payment.status,
-                   account_number=account.number if account else None,
-                   rule=payment.match_rule, message_id=message_id,
-                   reason=payment.status_reason)
+        message_id = session.exec(
+            select(OutboundMessage.id).where(OutboundMessage.dedupe_key == f"payment:{payment.id}")
+        ).first()
+    return Outcome(
+        payment_id=_id(payment.id),
+        status=payment.status,
+        account_number=account.number if account else None,
+        rule=payment.match_rule,
+        message_id=message_id,
+        reason=payment.status_reason,
+    )
 
 
 def _id(value: int | None) -> int:

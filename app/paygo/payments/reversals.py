@@ -45,15 +45,18 @@ class Reversal:
     tokens: list[Token]
 
 
-def reverse_payment(*, session: Session, keys: KeyBox, payment_id: int, reason: str,
-                    actor: str, now: datetime) -> Reversal:
+def reverse_payment(
+    *, session: Session, keys: KeyBox, payment_id: int, reason: str, actor: str, now: datetime
+) -> Reversal:
     """Take a credited payment back off its account; audited with who and why."""
     if not reason.strip():
         raise InvalidInput("say why: a reversal needs a reason")
     payment = lock_payment(session=session, payment_id=payment_id)
     if payment.status != PaymentStatus.CREDITED or payment.account_id is None:
-        raise Conflict(f"payment #{payment_id} is {payment.status}; only credited payments "
-                       f"can be reversed", payment_id=payment_id)
+        raise Conflict(
+            f"payment #{payment_id} is {payment.status}; only credited payments can be reversed",
+            payment_id=payment_id,
+        )
     account = lock_account(session=session, account_id=payment.account_id)
     issued = tokens_for_payment(session=session, payment_id=payment_id)
     days = _undo_credit(session, account, payment, issued)
@@ -61,30 +64,51 @@ def reverse_payment(*, session: Session, keys: KeyBox, payment_id: int, reason: 
     payment.status_reason = f"reversed by {actor}: {reason}"[:300]
     account.updated_at = now
     session.add_all([payment, account])
-    audit.record(session=session, actor=actor, action="payment.reversed",
-                 target_type="payment", target_id=payment_id, account=account.number,
-                 amount=payment.amount, days=days, reason=reason)
+    audit.record(
+        session=session,
+        actor=actor,
+        action="payment.reversed",
+        target_type="payment",
+        target_id=payment_id,
+        account=account.number,
+        amount=payment.amount,
+        days=days,
+        reason=reason,
+    )
     tokens: list[Token] = []
     if any(t.type != TokenType.COUNTER_SYNC for t in issued):
         # The box may already hold the days: set it to what the server now says is left.
-        tokens = operator_token(session=session, keys=keys, account=account,
-                                kind=TokenKind.SET_TIME, actor=actor, now=now,
-                                reason=f"reversal of payment #{payment_id}: {reason}")
+        tokens = operator_token(
+            session=session,
+            keys=keys,
+            account=account,
+            kind=TokenKind.SET_TIME,
+            actor=actor,
+            now=now,
+            reason=f"reversal of payment #{payment_id}: {reason}",
+        )
     session.flush()
-    return Reversal(payment_id=payment_id, account_number=account.number,
-                    amount=payment.amount, days_removed=days, tokens=tokens)
+    return Reversal(
+        payment_id=payment_id,
+        account_number=account.number,
+        amount=payment.amount,
+        days_removed=days,
+        tokens=tokens,
+    )
 
 
-def _undo_credit(session: Session, account: Account, payment: Payment,
-                 issued: list[Token]) -> float:
+def _undo_credit(
+    session: Session, account: Account, payment: Payment, issued: list[Token]
+) -> float:
     """Undo the money, days and status changes of one payment; return the days removed."""
     device = lock_device(session=session, device_id=account.device_id)
     plan = session.get(PaymentPlan, account.plan_id)
     if plan is None:
         raise PaymentError(f"account {account.number} has no plan")
     snapshot = _credit_snapshot(session, payment)
-    steps: int = snapshot.get("steps", sum(t.value_raw for t in issued
-                                           if t.type == TokenType.ADD_TIME))
+    steps: int = snapshot.get(
+        "steps", sum(t.value_raw for t in issued if t.type == TokenType.ADD_TIME)
+    )
     if snapshot:
         account.total_paid -= snapshot["counted"]
         account.overpayment -= snapshot["overpayment"]
@@ -98,7 +122,8 @@ def _undo_credit(session: Session, account: Account, payment: Payment,
     if days and account.credit_until is not None:
         account.credit_until -= timedelta(days=days)
     if account.status == AccountStatus.PAID_OFF and any(
-            t.type == TokenType.DISABLE_PAYG for t in issued):
+        t.type == TokenType.DISABLE_PAYG for t in issued
+    ):
         account.status, account.paid_off_at = AccountStatus.ACTIVE, None
         device.status = DeviceStatus.ACTIVE
     if account.status == AccountStatus.ACTIVE and account.total_paid < plan.deposit:
@@ -109,10 +134,13 @@ def _undo_credit(session: Session, account: Account, payment: Payment,
 
 def _credit_snapshot(session: Session, payment: Payment) -> dict[str, Any]:
     """What crediting this payment did, as the reconciler recorded it ({} if it did not)."""
-    entry = session.exec(select(AuditLog).where(AuditLog.action == "payment.credited")
-                         .where(AuditLog.target_type == "payment")
-                         .where(AuditLog.target_id == str(payment.id))
-                         .order_by(col(AuditLog.id).desc())).first()
+    entry = session.exec(
+        select(AuditLog)
+        .where(AuditLog.action == "payment.credited")
+        .where(AuditLog.target_type == "payment")
+        .where(AuditLog.target_id == str(payment.id))
+        .order_by(col(AuditLog.id).desc())
+    ).first()
     if entry is None:
         return {}
     detail: dict[str, Any] = json.loads(entry.detail)

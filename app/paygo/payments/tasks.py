@@ -82,8 +82,9 @@ def reconcile(gateway: Gateway, payment_id: int) -> Outcome:
     return outcome
 
 
-def _reconcile(gateway: Gateway, pick: Callable[[Session], int | None],
-               claimed: list[int]) -> Outcome | None:
+def _reconcile(
+    gateway: Gateway, pick: Callable[[Session], int | None], claimed: list[int]
+) -> Outcome | None:
     """Reconcile the payment `pick` names (or locks) in the transaction it runs in; None if
     it names none. Its id goes in `claimed` first, so a caller knows which one failed."""
     try:
@@ -93,16 +94,23 @@ def _reconcile(gateway: Gateway, pick: Callable[[Session], int | None],
             if payment_id is None:
                 return None
             claimed.append(payment_id)
-            outcome = reconcile_payment(session=session, keys=gateway.keys,
-                                        payment_id=payment_id, now=utcnow(),
-                                        default_country=gateway.settings.default_country)
+            outcome = reconcile_payment(
+                session=session,
+                keys=gateway.keys,
+                payment_id=payment_id,
+                now=utcnow(),
+                default_country=gateway.settings.default_country,
+            )
     except NotCreditable as exc:
         # Whatever crediting had begun is rolled back with its transaction.
         with gateway.db.transaction() as session:
-            outcome = suspend_payment(session=session, payment_id=claimed[0],
-                                      reason=exc.message)
-    log.info("payment #%s %s%s", outcome.payment_id, outcome.status,
-             f" to {outcome.account_number} ({outcome.rule})" if outcome.rule else "")
+            outcome = suspend_payment(session=session, payment_id=claimed[0], reason=exc.message)
+    log.info(
+        "payment #%s %s%s",
+        outcome.payment_id,
+        outcome.status,
+        f" to {outcome.account_number} ({outcome.rule})" if outcome.rule else "",
+    )
     return outcome
 
 
@@ -158,13 +166,14 @@ def drain(gateway: Gateway, *, seconds: float) -> tuple[int, bool]:
         claimed: list[int] = []
         try:
             outcome = _reconcile(
-                gateway, lambda session: claim_waiting_payment(session=session, skip=held_back),
-                claimed=claimed)
+                gateway,
+                lambda session: claim_waiting_payment(session=session, skip=held_back),
+                claimed=claimed,
+            )
         except Exception:
             if not claimed:
                 raise  # the database itself is failing: rq retries the drain
-            log.exception("payment #%s failed to reconcile; it gets a job of its own",
-                          claimed[0])
+            log.exception("payment #%s failed to reconcile; it gets a job of its own", claimed[0])
             held_back.add(claimed[0])
             _hold_back(gateway, claimed[0])
             # rq retries it with backoff (a deadlock or a dropped connection heals).
@@ -201,9 +210,11 @@ def _held_back_key(queue: Queue) -> str:
 
 def _enqueue_drain(queue: Queue, reason: int | str, *, delay: timedelta | None = None) -> None:
     options: dict[str, Any] = {
-        "job_id": f"drain-payments-{reason}", "result_ttl": RESULT_TTL,
+        "job_id": f"drain-payments-{reason}",
+        "result_ttl": RESULT_TTL,
         "failure_ttl": FAILURE_TTL,
-        "retry": Retry(max=RETRIES, interval=list(BACKOFF_SECONDS[:RETRIES]))}
+        "retry": Retry(max=RETRIES, interval=list(BACKOFF_SECONDS[:RETRIES])),
+    }
     if delay is not None:
         queue.enqueue_in(delay, drain_payments, **options)
         return
@@ -228,15 +239,18 @@ def _hold_back(gateway: Gateway, payment_id: int) -> None:
     if gateway.jobs.queue is None or gateway.redis is None:
         return
     with suppress(Exception):
-        gateway.redis.zadd(_held_back_key(gateway.jobs.queue),
-                           {str(payment_id): time.time() + HOLD_BACK.total_seconds()})
+        gateway.redis.zadd(
+            _held_back_key(gateway.jobs.queue),
+            {str(payment_id): time.time() + HOLD_BACK.total_seconds()},
+        )
 
 
 def enqueue_payment(gateway: Gateway, payment_id: int) -> None:
     """Queue a payment's reconciliation; if the queue is down the sweep will find it."""
     try:
-        gateway.jobs.enqueue(process_payment, payment_id, job_id=job_id(payment_id),
-                             retries=RETRIES)
+        gateway.jobs.enqueue(
+            process_payment, payment_id, job_id=job_id(payment_id), retries=RETRIES
+        )
     except Exception:  # noqa: BLE001 - the payment is stored; sweep_payments re-enqueues it
         log.exception("could not enqueue %s", job_id(payment_id))
 
@@ -268,8 +282,10 @@ def import_statement(gateway: Gateway, text: str) -> StatementReport:
     parsed = parse_statement(text)
     now = utcnow()
     with gateway.db.transaction() as session:
-        stored = [intake.store_notice(session=session, notice=line.notice, raw=line.raw,
-                                      now=now) for line in parsed.lines]
+        stored = [
+            intake.store_notice(session=session, notice=line.notice, raw=line.raw, now=now)
+            for line in parsed.lines
+        ]
     new = [s for s in stored if s is not None and s.created]
     statuses = {s.payment_id: s.status for s in new}
     for stored_new in new:
@@ -277,11 +293,14 @@ def import_statement(gateway: Gateway, text: str) -> StatementReport:
             statuses[stored_new.payment_id] = reconcile(gateway, stored_new.payment_id).status
     unmatched = [i for i, status in statuses.items() if status == PaymentStatus.UNMATCHED]
     return StatementReport(
-        new=len(new), known=len(stored) - len(new),
+        new=len(new),
+        known=len(stored) - len(new),
         credited=sum(s == PaymentStatus.CREDITED for s in statuses.values()),
         unmatched=len(unmatched),
         rejected=sum(s == PaymentStatus.REJECTED for s in statuses.values()),
-        skipped=parsed.skipped, unmatched_ids=unmatched)
+        skipped=parsed.skipped,
+        unmatched_ids=unmatched,
+    )
 
 
 def sweep_payments_job() -> int:

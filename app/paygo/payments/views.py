@@ -95,17 +95,26 @@ def validate(provider: Provider, query: ValidationQuery) -> ResponseReturnValue:
 def refuse(provider: Provider, event: str, reason: str) -> ResponseReturnValue:
     """403 for a callback that failed authentication; only an audit line is kept."""
     log.warning("%s callback refused from %s: %s", provider.slug, request.remote_addr, reason)
-    _audit(intake.record_refusal, provider=provider.name, event=event, reason=reason,
-           remote_addr=request.remote_addr)
+    _audit(
+        intake.record_refusal,
+        provider=provider.name,
+        event=event,
+        reason=reason,
+        remote_addr=request.remote_addr,
+    )
     return render(provider.error(event, 403, "forbidden"))
 
 
-def unreadable(provider: Provider, event: str, reason: str,
-               body: bytes) -> ResponseReturnValue:
+def unreadable(provider: Provider, event: str, reason: str, body: bytes) -> ResponseReturnValue:
     """400 for an authenticated callback we cannot read; its body is kept for an operator."""
     log.warning("%s %s callback refused: %s", provider.slug, event, reason)
-    _audit(intake.record_unreadable, provider=provider.name, event=event, reason=reason,
-           raw=body.decode("utf-8", errors="replace"))
+    _audit(
+        intake.record_unreadable,
+        provider=provider.name,
+        event=event,
+        reason=reason,
+        raw=body.decode("utf-8", errors="replace"),
+    )
     return render(provider.error(event, 400, reason))
 
 

@@ -58,10 +58,12 @@ def lock_device(*, session: Session, device_id: int) -> Device:
 
 def device_params(keys: KeyBox, device: Device) -> codec.DeviceCodeParams:
     """The codec's view of a device (decrypts its key; never store the result)."""
-    return codec.DeviceCodeParams.from_hex(keys.open(device.secret_key_encrypted),
-                                           device.starting_code,
-                                           restricted=device.restricted_digit_mode,
-                                           extended=device.extended_tokens)
+    return codec.DeviceCodeParams.from_hex(
+        keys.open(device.secret_key_encrypted),
+        device.starting_code,
+        restricted=device.restricted_digit_mode,
+        extended=device.extended_tokens,
+    )
 
 
 def plan_pieces(kind: TokenKind, steps: int, *, extended: bool) -> list[Piece]:
@@ -95,21 +97,38 @@ def _avoid_reserved(value: int, extended: bool) -> int:
     return value
 
 
-def issue_token(*, session: Session, keys: KeyBox, device_id: int, kind: TokenKind,
-                steps: int = 0, reason: str, account: Account | None = None,
-                payment: Payment | None = None, actor: str = "system") -> list[Token]:
+def issue_token(
+    *,
+    session: Session,
+    keys: KeyBox,
+    device_id: int,
+    kind: TokenKind,
+    steps: int = 0,
+    reason: str,
+    account: Account | None = None,
+    payment: Payment | None = None,
+    actor: str = "system",
+) -> list[Token]:
     """Generate, store and count the code(s) for one request on a locked device."""
     device = lock_device(session=session, device_id=device_id)
     params = device_params(keys, device)
     tokens = []
     for piece in plan_pieces(kind, steps, extended=device.extended_tokens):
-        new_count, code = codec.generate(params, kind=piece.kind, value_raw=piece.value_raw,
-                                         current_count=device.token_count)
-        token = Token(device_id=device_id, count=new_count, type=piece.kind,
-                      days=_days(piece, device.time_divider), value_raw=_raw(piece),
-                      code=code, reason=reason[:300], created_by=actor[:80],
-                      account_id=account.id if account else None,
-                      payment_id=payment.id if payment else None)
+        new_count, code = codec.generate(
+            params, kind=piece.kind, value_raw=piece.value_raw, current_count=device.token_count
+        )
+        token = Token(
+            device_id=device_id,
+            count=new_count,
+            type=piece.kind,
+            days=_days(piece, device.time_divider),
+            value_raw=_raw(piece),
+            code=code,
+            reason=reason[:300],
+            created_by=actor[:80],
+            account_id=account.id if account else None,
+            payment_id=payment.id if payment else None,
+        )
         device.token_count = new_count
         session.add(token)
         tokens.append(token)
@@ -135,12 +154,14 @@ def _raw(piece: Piece) -> int:
 
 def tokens_for_payment(*, session: Session, payment_id: int) -> list[Token]:
     """The tokens a payment produced, in count order."""
-    return list(session.exec(select(Token).where(Token.payment_id == payment_id)
-                             .order_by(col(Token.count))))
+    return list(
+        session.exec(select(Token).where(Token.payment_id == payment_id).order_by(col(Token.count)))
+    )
 
 
-def recent_tokens(*, session: Session, device_id: int, limit: int = 5,
-                  account_id: int | None = None) -> Sequence[Token]:
+def recent_tokens(
+    *, session: Session, device_id: int, limit: int = 5, account_id: int | None = None
+) -> Sequence[Token]:
     """The newest stored tokens of a device (resending reads these; it never issues).
 
     With `account_id`, only the codes issued for that account (a box taken back and sold
@@ -158,8 +179,11 @@ def box_problem(*, session: Session, account: Account, device: Device) -> str | 
         return f"account {account.number} is {account.status}"
     if device.status in (DeviceStatus.REPOSSESSED, DeviceStatus.IN_STOCK):
         return f"its box {device.serial} is {device.status}"
-    newer = session.exec(select(Account.number).where(Account.device_id == device.id)
-                         .where(col(Account.id) > account.id)).first()
+    newer = session.exec(
+        select(Account.number)
+        .where(Account.device_id == device.id)
+        .where(col(Account.id) > account.id)
+    ).first()
     if newer is not None:
         return f"its box {device.serial} now belongs to account {newer}"
     return None
@@ -185,8 +209,16 @@ def lock_account(*, session: Session, account_id: int) -> Account:
     return account
 
 
-def credit_payment(*, session: Session, keys: KeyBox, payment: Payment, account: Account,
-                   rule: str, now: datetime, actor: str = "system") -> CreditResult:
+def credit_payment(
+    *,
+    session: Session,
+    keys: KeyBox,
+    payment: Payment,
+    account: Account,
+    rule: str,
+    now: datetime,
+    actor: str = "system",
+) -> CreditResult:
     """Credit one payment to an account: days, token(s) and receipt in one transaction.
 
     Running it again for the same payment changes nothing and returns what was done.
@@ -195,24 +227,30 @@ def credit_payment(*, session: Session, keys: KeyBox, payment: Payment, account:
     if payment.status == PaymentStatus.CREDITED:
         return _previous_result(session, payment)
     if payment.status not in (PaymentStatus.RECEIVED, PaymentStatus.UNMATCHED):
-        raise PaymentError(f"payment #{payment.id} is {payment.status}; it cannot be credited",
-                           payment_id=payment.id)
+        raise PaymentError(
+            f"payment #{payment.id} is {payment.status}; it cannot be credited",
+            payment_id=payment.id,
+        )
     account = lock_account(session=session, account_id=_id(account.id))
     plan, customer = _plan_and_customer(session, account)
     if payment.currency != plan.currency:
-        raise PaymentError(f"payment in {payment.currency} for a plan in {plan.currency}",
-                           payment_id=payment.id)
+        raise PaymentError(
+            f"payment in {payment.currency} for a plan in {plan.currency}", payment_id=payment.id
+        )
     if payment.amount <= 0:
-        raise PaymentError(f"payment #{payment.id} has no positive amount",
-                           payment_id=payment.id)
+        raise PaymentError(f"payment #{payment.id} has no positive amount", payment_id=payment.id)
     device = lock_device(session=session, device_id=account.device_id)
     problem = box_problem(session=session, account=account, device=device)
     if problem:
         # An operator decides: refund it, or credit it to the account now holding the box.
-        raise PaymentError(f"{problem}: its payments are not credited automatically",
-                           payment_id=payment.id, account=account.number)
-    q = quote(plan=plan, account=account, amount=payment.amount, now=now,
-              divider=device.time_divider)
+        raise PaymentError(
+            f"{problem}: its payments are not credited automatically",
+            payment_id=payment.id,
+            account=account.number,
+        )
+    q = quote(
+        plan=plan, account=account, amount=payment.amount, now=now, divider=device.time_divider
+    )
     _apply_quote(account, device, q, now)
     faults.point("after_credit")
     tokens = _tokens_for_quote(session, keys, account, payment, q, actor)
@@ -220,15 +258,31 @@ def credit_payment(*, session: Session, keys: KeyBox, payment: Payment, account:
     payment.status, payment.account_id = PaymentStatus.CREDITED, account.id
     payment.match_rule, payment.credited_at = rule, now
     session.add_all([payment, account, device])
-    body = render_receipt(language=customer.language, account_number=account.number, quote=q,
-                          tokens=tokens, timezone=customer.timezone)
-    message = queue_message(session=session, recipient=customer.phone, body=body,
-                            kind="receipt", dedupe_key=f"payment:{payment.id}",
-                            account_id=account.id, payment_id=payment.id)
+    body = render_receipt(
+        language=customer.language,
+        account_number=account.number,
+        quote=q,
+        tokens=tokens,
+        timezone=customer.timezone,
+    )
+    message = queue_message(
+        session=session,
+        recipient=customer.phone,
+        body=body,
+        kind="receipt",
+        dedupe_key=f"payment:{payment.id}",
+        account_id=account.id,
+        payment_id=payment.id,
+    )
     session.flush()
     faults.point("after_message")
-    return CreditResult(payment_id=_id(payment.id), account_number=account.number, quote=q,
-                        tokens=tokens, message_id=message.id)
+    return CreditResult(
+        payment_id=_id(payment.id),
+        account_number=account.number,
+        quote=q,
+        tokens=tokens,
+        message_id=message.id,
+    )
 
 
 def _lock_payment(session: Session, payment: Payment) -> Payment:
@@ -240,9 +294,12 @@ def _lock_payment(session: Session, payment: Payment) -> Payment:
 
 def _plan_and_customer(session: Session, account: Account) -> tuple[PaymentPlan, Customer]:
     """An account's plan and customer, both read in one round trip."""
-    found = session.exec(select(PaymentPlan, Customer).join(Customer, true())
-                         .where(PaymentPlan.id == account.plan_id)
-                         .where(Customer.id == account.customer_id)).one()
+    found = session.exec(
+        select(PaymentPlan, Customer)
+        .join(Customer, true())
+        .where(PaymentPlan.id == account.plan_id)
+        .where(Customer.id == account.customer_id)
+    ).one()
     return found[0], found[1]
 
 
@@ -251,18 +308,26 @@ def _previous_result(session: Session, payment: Payment) -> CreditResult:
     plan = session.get(PaymentPlan, account.plan_id) if account else None
     device = session.get(Device, account.device_id) if account else None
     assert account is not None and plan is not None and device is not None
-    message = session.exec(select(OutboundMessage).where(
-        OutboundMessage.dedupe_key == f"payment:{payment.id}")).first()
+    message = session.exec(
+        select(OutboundMessage).where(OutboundMessage.dedupe_key == f"payment:{payment.id}")
+    ).first()
     tokens = tokens_for_payment(session=session, payment_id=_id(payment.id))
     # What the payment gave, read back from its codes (the account has moved on since).
-    steps = sum(t.value_raw for t in tokens
-                if t.type in (TokenKind.ADD_TIME, TokenKind.SET_TIME))
-    previous = replace(nothing(plan, account, payment.amount, overpayment=0), steps=steps,
-                       days=steps / device.time_divider,
-                       pays_off=any(t.type == TokenKind.DISABLE_PAYG for t in tokens))
-    return CreditResult(payment_id=_id(payment.id), account_number=account.number,
-                        quote=previous, message_id=message.id if message else None,
-                        tokens=tokens, already_credited=True)
+    steps = sum(t.value_raw for t in tokens if t.type in (TokenKind.ADD_TIME, TokenKind.SET_TIME))
+    previous = replace(
+        nothing(plan, account, payment.amount, overpayment=0),
+        steps=steps,
+        days=steps / device.time_divider,
+        pays_off=any(t.type == TokenKind.DISABLE_PAYG for t in tokens),
+    )
+    return CreditResult(
+        payment_id=_id(payment.id),
+        account_number=account.number,
+        quote=previous,
+        message_id=message.id if message else None,
+        tokens=tokens,
+        already_credited=True,
+    )
 
 
 def _apply_quote(account: Account, device: Device, q: Quote, now: datetime) -> None:
@@ -281,16 +346,32 @@ def _apply_quote(account: Account, device: Device, q: Quote, now: datetime) -> N
     account.updated_at = device.updated_at = now
 
 
-def _tokens_for_quote(session: Session, keys: KeyBox, account: Account, payment: Payment,
-                      q: Quote, actor: str) -> list[Token]:
+def _tokens_for_quote(
+    session: Session, keys: KeyBox, account: Account, payment: Payment, q: Quote, actor: str
+) -> list[Token]:
     if q.pays_off:
-        return issue_token(session=session, keys=keys, device_id=account.device_id,
-                           kind=TokenKind.DISABLE_PAYG, reason="paid off", account=account,
-                           payment=payment, actor=actor)
+        return issue_token(
+            session=session,
+            keys=keys,
+            device_id=account.device_id,
+            kind=TokenKind.DISABLE_PAYG,
+            reason="paid off",
+            account=account,
+            payment=payment,
+            actor=actor,
+        )
     if q.steps:
-        return issue_token(session=session, keys=keys, device_id=account.device_id,
-                           kind=TokenKind.ADD_TIME, steps=q.steps, reason="payment",
-                           account=account, payment=payment, actor=actor)
+        return issue_token(
+            session=session,
+            keys=keys,
+            device_id=account.device_id,
+            kind=TokenKind.ADD_TIME,
+            steps=q.steps,
+            reason="payment",
+            account=account,
+            payment=payment,
+            actor=actor,
+        )
     return []
 
 

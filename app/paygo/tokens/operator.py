@@ -45,9 +45,17 @@ MAX_REFERENCE = 80
 _DAY = timedelta(days=1)
 
 
-def operator_token(*, session: Session, keys: KeyBox, account: Account, kind: TokenKind,
-                   reason: str, actor: str, now: datetime,
-                   days: int | None = None) -> list[Token]:
+def operator_token(
+    *,
+    session: Session,
+    keys: KeyBox,
+    account: Account,
+    kind: TokenKind,
+    reason: str,
+    actor: str,
+    now: datetime,
+    days: int | None = None,
+) -> list[Token]:
     """Issue a token an operator asked for, adjust the account to match, and audit it.
 
     SET_TIME without `days` carries the server's view of the days left (rounded up to the
@@ -61,20 +69,36 @@ def operator_token(*, session: Session, keys: KeyBox, account: Account, kind: To
     if problem:
         raise Conflict(f"no code can be issued: {problem}", account=account.number)
     steps = _operator_steps(account, device, kind, days, now)
-    tokens = issue_token(session=session, keys=keys, device_id=_id(device.id), kind=kind,
-                         steps=steps, reason=reason, account=account, actor=actor)
+    tokens = issue_token(
+        session=session,
+        keys=keys,
+        device_id=_id(device.id),
+        kind=kind,
+        steps=steps,
+        reason=reason,
+        account=account,
+        actor=actor,
+    )
     _adjust_account(session, account, device, kind, steps, now)
     session.add_all([account, device])
-    audit.record(session=session, actor=actor, action=f"token.{kind.value}",
-                 target_type="account", target_id=account.number, reason=reason,
-                 days=steps / device.time_divider, counts=[t.count for t in tokens])
+    audit.record(
+        session=session,
+        actor=actor,
+        action=f"token.{kind.value}",
+        target_type="account",
+        target_id=account.number,
+        reason=reason,
+        days=steps / device.time_divider,
+        counts=[t.count for t in tokens],
+    )
     _notify(session, account, tokens)
     session.flush()
     return tokens
 
 
-def _operator_steps(account: Account, device: Device, kind: TokenKind, days: int | None,
-                    now: datetime) -> int:
+def _operator_steps(
+    account: Account, device: Device, kind: TokenKind, days: int | None, now: datetime
+) -> int:
     """The time an operator token carries, in the device's time-divider steps."""
     if kind in (TokenKind.DISABLE_PAYG, TokenKind.COUNTER_SYNC):
         if days is not None:
@@ -83,14 +107,18 @@ def _operator_steps(account: Account, device: Device, kind: TokenKind, days: int
     if days is not None and days < 0:
         raise InvalidInput("--days cannot be negative", days=days)
     if kind is TokenKind.SET_TIME:
-        return days * device.time_divider if days is not None else server_steps(
-            account, device, now)
+        return (
+            days * device.time_divider if days is not None else server_steps(account, device, now)
+        )
     if not days:
         raise InvalidInput("--days (1 or more) is required for an add token")
     if account.status == AccountStatus.PAID_OFF:
         # A box out of PAYG ignores ADD_TIME: the count would be spent for nothing.
-        raise Conflict(f"account {account.number} is paid off and its box is out of PAYG; "
-                       f"move it back with --type set first", account=account.number)
+        raise Conflict(
+            f"account {account.number} is paid off and its box is out of PAYG; "
+            f"move it back with --type set first",
+            account=account.number,
+        )
     return days * device.time_divider
 
 
@@ -102,8 +130,9 @@ def server_steps(account: Account, device: Device, now: datetime) -> int:
     return math.ceil(left * device.time_divider / _DAY)
 
 
-def _adjust_account(session: Session, account: Account, device: Device, kind: TokenKind,
-                    steps: int, now: datetime) -> None:
+def _adjust_account(
+    session: Session, account: Account, device: Device, kind: TokenKind, steps: int, now: datetime
+) -> None:
     given = _DAY * steps / device.time_divider
     if kind is TokenKind.ADD_TIME:
         start = max(now, account.credit_until) if account.credit_until else now
@@ -114,8 +143,7 @@ def _adjust_account(session: Session, account: Account, device: Device, kind: To
         if account.status == AccountStatus.PAID_OFF:
             plan = session.get(PaymentPlan, account.plan_id)
             deposit_paid = plan is None or account.total_paid >= plan.deposit
-            account.status = AccountStatus.ACTIVE if deposit_paid \
-                else AccountStatus.PENDING_DEPOSIT
+            account.status = AccountStatus.ACTIVE if deposit_paid else AccountStatus.PENDING_DEPOSIT
             account.paid_off_at = None
         if device.status in (DeviceStatus.PAID_OFF, DeviceStatus.ASSIGNED):
             device.status = DeviceStatus.ACTIVE
@@ -129,15 +157,29 @@ def _adjust_account(session: Session, account: Account, device: Device, kind: To
 def _notify(session: Session, account: Account, tokens: list[Token]) -> None:
     customer = session.get(Customer, account.customer_id)
     assert customer is not None
-    text = render_token_notice(language=customer.language, account_number=account.number,
-                               tokens=tokens)
-    queue_message(session=session, recipient=customer.phone, body=text, kind="token",
-                  dedupe_key=f"token:{tokens[0].id}", account_id=account.id)
+    text = render_token_notice(
+        language=customer.language, account_number=account.number, tokens=tokens
+    )
+    queue_message(
+        session=session,
+        recipient=customer.phone,
+        body=text,
+        kind="token",
+        dedupe_key=f"token:{tokens[0].id}",
+        account_id=account.id,
+    )
 
 
-def record_manual_payment(*, session: Session, keys: KeyBox, account: Account, amount: int,
-                          actor: str, now: datetime,
-                          reference: str | None = None) -> CreditResult:
+def record_manual_payment(
+    *,
+    session: Session,
+    keys: KeyBox,
+    account: Account,
+    amount: int,
+    actor: str,
+    now: datetime,
+    reference: str | None = None,
+) -> CreditResult:
     """Record a cash or manual payment and credit it exactly as mobile money is credited.
 
     Recording the same reference again for the same account and amount is harmless: it
@@ -151,25 +193,45 @@ def record_manual_payment(*, session: Session, keys: KeyBox, account: Account, a
         raise InvalidInput("the amount must be positive", amount=amount)
     reference = (reference or "").strip() or None
     if reference is not None and len(reference) > MAX_REFERENCE:
-        raise InvalidInput(f"a reference has at most {MAX_REFERENCE} characters",
-                           reference=reference[:MAX_REFERENCE])
+        raise InvalidInput(
+            f"a reference has at most {MAX_REFERENCE} characters",
+            reference=reference[:MAX_REFERENCE],
+        )
     payment = _manual_payment(session, account, amount, actor, now, reference)
-    return credit(session=session, keys=keys, payment=payment, now=now, actor=actor,
-                  match=Match(account, "manual"))
+    return credit(
+        session=session,
+        keys=keys,
+        payment=payment,
+        now=now,
+        actor=actor,
+        match=Match(account, "manual"),
+    )
 
 
-def _manual_payment(session: Session, account: Account, amount: int, actor: str,
-                    now: datetime, reference: str | None) -> Payment:
+def _manual_payment(
+    session: Session,
+    account: Account,
+    amount: int,
+    actor: str,
+    now: datetime,
+    reference: str | None,
+) -> Payment:
     """The stored payment for this receipt: the one recorded before, or a new one."""
     plan = session.get(PaymentPlan, account.plan_id)
     assert plan is not None
     txn_id = reference or f"manual-{uuid.uuid4().hex}"
     payment = _find_manual(session, txn_id)
     if payment is None:
-        payment = Payment(provider="manual", provider_txn_id=txn_id, amount=amount,
-                          currency=plan.currency, reference=reference, paid_at=now,
-                          received_at=now,
-                          raw=json.dumps({"recorded_by": actor, "reference": reference}))
+        payment = Payment(
+            provider="manual",
+            provider_txn_id=txn_id,
+            amount=amount,
+            currency=plan.currency,
+            reference=reference,
+            paid_at=now,
+            received_at=now,
+            raw=json.dumps({"recorded_by": actor, "reference": reference}),
+        )
         try:
             with session.begin_nested():
                 session.add(payment)
@@ -179,23 +241,34 @@ def _manual_payment(session: Session, account: Account, amount: int, actor: str,
             payment = _find_manual(session, txn_id)
             assert payment is not None
         else:
-            audit.record(session=session, actor=actor, action="payment.record",
-                         target_type="account", target_id=account.number, amount=amount,
-                         reference=reference, payment_id=payment.id)
+            audit.record(
+                session=session,
+                actor=actor,
+                action="payment.record",
+                target_type="account",
+                target_id=account.number,
+                amount=amount,
+                reference=reference,
+                payment_id=payment.id,
+            )
             return payment
     if payment.account_id not in (None, account.id) or payment.amount != amount:
-        raise Conflict(f"reference {reference!r} was recorded already for another payment "
-                       f"(#{payment.id})", reference=reference)
+        raise Conflict(
+            f"reference {reference!r} was recorded already for another payment (#{payment.id})",
+            reference=reference,
+        )
     return payment
 
 
 def _find_manual(session: Session, txn_id: str) -> Payment | None:
-    return session.exec(select(Payment).where(Payment.provider == "manual")
-                        .where(Payment.provider_txn_id == txn_id)).first()
+    return session.exec(
+        select(Payment).where(Payment.provider == "manual").where(Payment.provider_txn_id == txn_id)
+    ).first()
 
 
-def confirm_entered(*, session: Session, account: Account, actor: str,
-                    count: int | None = None) -> Device:
+def confirm_entered(
+    *, session: Session, account: Account, actor: str, count: int | None = None
+) -> Device:
     """Record the count a box is known to have reached (resets the drift warning)."""
     device = lock_device(session=session, device_id=account.device_id)
     count = device.token_count if count is None else count
@@ -203,9 +276,15 @@ def confirm_entered(*, session: Session, account: Account, actor: str,
         raise TokenError(f"count must be between 0 and {device.token_count}", count=count)
     device.entered_count = max(device.entered_count, count)
     session.add(device)
-    audit.record(session=session, actor=actor, action="device.count_confirmed",
-                 target_type="device", target_id=device.serial, count=count,
-                 account=account.number)
+    audit.record(
+        session=session,
+        actor=actor,
+        action="device.count_confirmed",
+        target_type="device",
+        target_id=device.serial,
+        count=count,
+        account=account.number,
+    )
     return device
 
 

@@ -23,8 +23,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> ResponseReturnValue:
         code = exc.code or 500
-        return jsonify(error=(exc.name or "error").lower().replace(" ", "_"),
-                       message=exc.description), code
+        return jsonify(
+            error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description
+        ), code
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> ResponseReturnValue:

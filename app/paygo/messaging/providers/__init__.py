@@ -11,8 +11,7 @@ from paygo.messaging.providers.base import (
 )
 from paygo.settings import Settings
 
-__all__ = ["Accepted", "OutcomeUnknown", "Providers", "SendRefused", "SmsProvider",
-           "StatusReport"]
+__all__ = ["Accepted", "OutcomeUnknown", "Providers", "SendRefused", "SmsProvider", "StatusReport"]
 
 
 def _build(name: str, settings: Settings) -> SmsProvider:

@@ -33,9 +33,16 @@ ACCEPTED_CODES = {100: "Processed", 101: "Sent", 102: "Queued"}
 #: Failures a retry can cure: not accepted, try again later.
 TRANSIENT_CODES = {405: "InsufficientBalance", 500: "InternalServerError", 501: "GatewayError"}
 #: Failures no retry can cure: straight to the dead letter.
-PERMANENT_CODES = {401: "RiskHold", 402: "InvalidSenderId", 403: "InvalidPhoneNumber",
-                   404: "UnsupportedNumberType", 406: "UserInBlacklist", 407: "CouldNotRoute",
-                   409: "DoNotDisturbRejection", 502: "RejectedByGateway"}
+PERMANENT_CODES = {
+    401: "RiskHold",
+    402: "InvalidSenderId",
+    403: "InvalidPhoneNumber",
+    404: "UnsupportedNumberType",
+    406: "UserInBlacklist",
+    407: "CouldNotRoute",
+    409: "DoNotDisturbRejection",
+    502: "RejectedByGateway",
+}
 
 
 class AfricasTalking(SmsProvider):
@@ -58,15 +65,18 @@ class AfricasTalking(SmsProvider):
     def send(self, *, message_id: int, recipient: str, body: str) -> Accepted:
         """Send one SMS; map AT's per-recipient status code onto our outcome."""
         try:
-            reply = self.service.send(body, [recipient], sender_id=self.sender_id,
-                                      timeout=self.timeout)
+            reply = self.service.send(
+                body, [recipient], sender_id=self.sender_id, timeout=self.timeout
+            )
         except ValueError as exc:  # the SDK's own E.164 check: nothing was sent
-            raise SendRefused(str(exc), permanent=True,
-                              reason=f"{NAME} invalid number") from exc
+            raise SendRefused(str(exc), permanent=True, reason=f"{NAME} invalid number") from exc
         except AfricasTalkingException as exc:
             text = str(exc).strip()[:200] or "error reply"
-            raise SendRefused(f"{NAME} refused the request: {text}", permanent=False,
-                              reason=f"{NAME} http error: {text}") from exc
+            raise SendRefused(
+                f"{NAME} refused the request: {text}",
+                permanent=False,
+                reason=f"{NAME} http error: {text}",
+            ) from exc
         except requests.RequestException as exc:
             raise transport_error(NAME, exc) from exc
         return parse_send_reply(reply, recipient)
@@ -78,22 +88,27 @@ def parse_send_reply(reply: Any, recipient: str) -> Accepted:
         try:
             reply = json.loads(reply)
         except ValueError:
-            raise OutcomeUnknown(f"{NAME} answered 2xx with a body that is not JSON",
-                                 reason=f"{NAME} unreadable reply") from None
+            raise OutcomeUnknown(
+                f"{NAME} answered 2xx with a body that is not JSON",
+                reason=f"{NAME} unreadable reply",
+            ) from None
     data = reply.get("SMSMessageData") if isinstance(reply, dict) else None
     if not isinstance(data, dict):
-        raise OutcomeUnknown(f"{NAME} reply has no SMSMessageData",
-                             reason=f"{NAME} unreadable reply")
+        raise OutcomeUnknown(
+            f"{NAME} reply has no SMSMessageData", reason=f"{NAME} unreadable reply"
+        )
     recipients = data.get("Recipients") or []
-    entry = next((r for r in recipients if isinstance(r, dict)
-                  and r.get("number") == recipient), None)
+    entry = next(
+        (r for r in recipients if isinstance(r, dict) and r.get("number") == recipient), None
+    )
     if entry is None:
         entry = recipients[0] if recipients and isinstance(recipients[0], dict) else None
     if entry is None:
         # AT answers `"Recipients": []` with the reason in Message ("InvalidSenderId").
         text = str(data.get("Message") or "no recipient accepted")[:120]
-        raise SendRefused(f"{NAME} accepted no recipient: {text}", permanent=True,
-                          reason=f"{NAME} {text}")
+        raise SendRefused(
+            f"{NAME} accepted no recipient: {text}", permanent=True, reason=f"{NAME} {text}"
+        )
     return _recipient_outcome(entry)
 
 
@@ -106,8 +121,10 @@ def _recipient_outcome(entry: dict[str, Any]) -> Accepted:
     message_id = str(entry.get("messageId") or "")[:100] or None
     if code in ACCEPTED_CODES or (code == -1 and status == "Success"):
         if message_id is None or message_id == "None":
-            raise OutcomeUnknown(f"{NAME} accepted without a messageId",
-                                 reason=f"{NAME} {code} {status} without messageId")
+            raise OutcomeUnknown(
+                f"{NAME} accepted without a messageId",
+                reason=f"{NAME} {code} {status} without messageId",
+            )
         return Accepted(message_id, MessageStatus.SENT, f"{NAME} {code} {status}".strip())
     reason = f"{NAME} {code} {status or PERMANENT_CODES.get(code) or TRANSIENT_CODES.get(code)}"
     if code in TRANSIENT_CODES:

@@ -56,8 +56,9 @@ class SmsProvider(ABC):
     def send(self, *, message_id: int, recipient: str, body: str) -> Accepted:
         """Hand one message to the provider."""
 
-    def lookup(self, *, message_id: int, recipient: str, body: str,
-               since: datetime) -> Accepted | None:
+    def lookup(
+        self, *, message_id: int, recipient: str, body: str, since: datetime
+    ) -> Accepted | None:
         """Find a message we may have sent since `since`; None when not found or unknown."""
         return None
 
@@ -69,13 +70,19 @@ class SmsProvider(ABC):
 def transport_error(provider: str, exc: requests.RequestException) -> ProviderError:
     """Classify a failed HTTP call: refused before sending is safe to retry, later is not."""
     if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
-        return SendRefused(f"{provider} unreachable: {type(exc).__name__}", permanent=False,
-                           reason=f"{provider} unreachable ({type(exc).__name__})")
+        return SendRefused(
+            f"{provider} unreachable: {type(exc).__name__}",
+            permanent=False,
+            reason=f"{provider} unreachable ({type(exc).__name__})",
+        )
     if isinstance(exc, requests.Timeout):
-        return OutcomeUnknown(f"{provider} did not answer in time",
-                              reason=f"{provider} timeout after sending")
-    return OutcomeUnknown(f"{provider} connection failed after sending: {type(exc).__name__}",
-                          reason=f"{provider} connection lost ({type(exc).__name__})")
+        return OutcomeUnknown(
+            f"{provider} did not answer in time", reason=f"{provider} timeout after sending"
+        )
+    return OutcomeUnknown(
+        f"{provider} connection failed after sending: {type(exc).__name__}",
+        reason=f"{provider} connection lost ({type(exc).__name__})",
+    )
 
 
 def _never_connected(exc: BaseException) -> bool:
@@ -91,6 +98,12 @@ def _never_connected(exc: BaseException) -> bool:
         seen.add(id(item))
         if isinstance(item, NewConnectionError | ConnectTimeoutError | ConnectionRefusedError):
             return True
-        stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None),
-                      *(a for a in item.args if isinstance(a, BaseException))])
+        stack.extend(
+            [
+                item.__cause__,
+                item.__context__,
+                getattr(item, "reason", None),
+                *(a for a in item.args if isinstance(a, BaseException)),
+            ]
+        )
     return False

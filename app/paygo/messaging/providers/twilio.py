@@ -30,11 +30,17 @@ from paygo.settings import Settings
 NAME = "twilio"
 #: Twilio's MessageStatus values onto ours.
 STATUSES: dict[str, MessageStatus] = {
-    "accepted": MessageStatus.SENT, "scheduled": MessageStatus.SENT,
-    "queued": MessageStatus.SENT, "sending": MessageStatus.SENT, "sent": MessageStatus.SENT,
-    "delivered": MessageStatus.DELIVERED, "read": MessageStatus.DELIVERED,
-    "undelivered": MessageStatus.UNDELIVERABLE, "failed": MessageStatus.FAILED,
-    "canceled": MessageStatus.FAILED, "partially_delivered": MessageStatus.DELIVERED,
+    "accepted": MessageStatus.SENT,
+    "scheduled": MessageStatus.SENT,
+    "queued": MessageStatus.SENT,
+    "sending": MessageStatus.SENT,
+    "sent": MessageStatus.SENT,
+    "delivered": MessageStatus.DELIVERED,
+    "read": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERABLE,
+    "failed": MessageStatus.FAILED,
+    "canceled": MessageStatus.FAILED,
+    "partially_delivered": MessageStatus.DELIVERED,
 }
 #: Authentication and rate limits: fixing the account or waiting helps, so retry.
 RETRYABLE_HTTP = {401, 403, 408, 429}
@@ -51,8 +57,11 @@ class Twilio(SmsProvider):
     def __init__(self, settings: Settings) -> None:
         if not settings.twilio_account_sid or not settings.twilio_auth_token:
             raise ValueError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are required")
-        self.client = Client(settings.twilio_account_sid, settings.twilio_auth_token,
-                             http_client=TwilioHttpClient(timeout=settings.sms_timeout_seconds))
+        self.client = Client(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            http_client=TwilioHttpClient(timeout=settings.sms_timeout_seconds),
+        )
         if settings.twilio_api_base_url:
             self.client.api.base_url = settings.twilio_api_base_url.rstrip("/")
         self.from_ = settings.twilio_from or None
@@ -63,9 +72,12 @@ class Twilio(SmsProvider):
         """Create the message; Twilio reports on it at our status callback."""
         try:
             created = self.client.messages.create(
-                to=recipient, body=body, from_=self.from_ if not self.service_sid else None,
+                to=recipient,
+                body=body,
+                from_=self.from_ if not self.service_sid else None,
                 messaging_service_sid=self.service_sid,
-                status_callback=f"{self.callback_base}?m={message_id}")
+                status_callback=f"{self.callback_base}?m={message_id}",
+            )
         except TwilioRestException as exc:
             raise _rest_error(exc) from exc
         except requests.RequestException as exc:
@@ -74,8 +86,9 @@ class Twilio(SmsProvider):
             raise OutcomeUnknown(f"{NAME}: {exc}", reason=f"{NAME} unreadable reply") from exc
         return _accepted(created)
 
-    def lookup(self, *, message_id: int, recipient: str, body: str,
-               since: datetime) -> Accepted | None:
+    def lookup(
+        self, *, message_id: int, recipient: str, body: str, since: datetime
+    ) -> Accepted | None:
         """Find the message among the latest sent to `recipient` (same body, not older)."""
         try:
             listed = self.client.messages.list(to=recipient, limit=50)
@@ -86,8 +99,9 @@ class Twilio(SmsProvider):
         for item in listed:
             created = getattr(item, "date_created", None)
             # A trial account prefixes the body: match on the end.
-            if (item.body or "").endswith(body) and (created is None
-                                                     or created >= since - LOOKUP_SLACK):
+            if (item.body or "").endswith(body) and (
+                created is None or created >= since - LOOKUP_SLACK
+            ):
                 return _accepted(item)
         return None
 
@@ -124,5 +138,6 @@ def _rest_error(exc: TwilioRestException) -> SendRefused | OutcomeUnknown:
     if exc.status >= 500:
         # The request reached Twilio: it may have created the message before failing.
         return OutcomeUnknown(f"{NAME} server error {exc.status}", reason=reason)
-    return SendRefused(f"{NAME} refused: {reason}",
-                       permanent=exc.status not in RETRYABLE_HTTP, reason=reason)
+    return SendRefused(
+        f"{NAME} refused: {reason}", permanent=exc.status not in RETRYABLE_HTTP, reason=reason
+    )

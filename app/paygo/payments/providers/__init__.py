@@ -11,8 +11,8 @@ from paygo.payments.providers.mtn_momo import MtnMomoProvider
 __all__ = ["PROVIDERS", "Provider", "Reply", "get"]
 
 PROVIDERS: dict[str, Provider] = {
-    p.slug: p for p in (MpesaProvider(), MtnMomoProvider(), AirtelProvider(),
-                        AfricasTalkingProvider())
+    p.slug: p
+    for p in (MpesaProvider(), MtnMomoProvider(), AirtelProvider(), AfricasTalkingProvider())
 }
 
 

@@ -27,8 +27,7 @@ class AfricasTalkingProvider(Provider):
     name = "africastalking"
     token_setting = "at_payments_callback_token"
 
-    def read(self, event: str, body: bytes,
-             settings: Settings) -> PaymentNotice | ValidationQuery:
+    def read(self, event: str, body: bytes, settings: Settings) -> PaymentNotice | ValidationQuery:
         data = load_object(body)
         ident = txn_id(data, "transactionId")
         if ident is None:
@@ -44,10 +43,16 @@ class AfricasTalkingProvider(Provider):
         else:
             kind, reason = NoticeStatus.IGNORED, f"status {status or '-'} is not final"
         return PaymentNotice(
-            provider=self.name, provider_txn_id=ident, status=kind,
-            amount=amount.strip() or None, currency=currency[:3].upper(),
-            reference=text(data, "clientAccount"), payer=text(data, "source", max_len=100),
-            paid_at=parse_iso(text(data, "transactionDate")), reason=reason)
+            provider=self.name,
+            provider_txn_id=ident,
+            status=kind,
+            amount=amount.strip() or None,
+            currency=currency[:3].upper(),
+            reference=text(data, "clientAccount"),
+            payer=text(data, "source", max_len=100),
+            paid_at=parse_iso(text(data, "transactionDate")),
+            reason=reason,
+        )
 
     def ack(self, event: str) -> Reply:
         return Reply(200, {"status": "Received"})

@@ -44,9 +44,9 @@ class Reply:
 class Provider(ABC):
     """A mobile-money provider: its URL, its secret, its format and its replies."""
 
-    slug: ClassVar[str]             # URL segment: /payments/<slug>/<token>[/<event>]
-    name: ClassVar[str]             # Payment.provider
-    token_setting: ClassVar[str]    # the Settings field holding the path token
+    slug: ClassVar[str]  # URL segment: /payments/<slug>/<token>[/<event>]
+    name: ClassVar[str]  # Payment.provider
+    token_setting: ClassVar[str]  # the Settings field holding the path token
     events: ClassVar[frozenset[str]] = frozenset({""})
     methods: ClassVar[frozenset[str]] = frozenset({"POST"})
 
@@ -56,8 +56,7 @@ class Provider(ABC):
         return value or None
 
     @abstractmethod
-    def read(self, event: str, body: bytes,
-             settings: Settings) -> PaymentNotice | ValidationQuery:
+    def read(self, event: str, body: bytes, settings: Settings) -> PaymentNotice | ValidationQuery:
         """Turn a callback body into our types; raise InvalidInput or CallbackForbidden."""
 
     @abstractmethod
@@ -107,8 +106,11 @@ def text(data: Mapping[str, Any], key: str, *, max_len: int = 120) -> str | None
     not cost the customer the payment, and the raw payload keeps what was sent.
     """
     value = data.get(key)
-    if value is None or isinstance(value, bool) or not isinstance(value,
-                                                                  str | int | float | Decimal):
+    if (
+        value is None
+        or isinstance(value, bool)
+        or not isinstance(value, str | int | float | Decimal)
+    ):
         return None
     return clean(str(value))[:max_len] or None
 
@@ -116,8 +118,9 @@ def text(data: Mapping[str, Any], key: str, *, max_len: int = 120) -> str | None
 def required_text(data: Mapping[str, Any], key: str, *, max_len: int = 120) -> str | None:
     """A field the notice cannot be read without: a wrong type is refused, not ignored."""
     value = data.get(key)
-    if value is not None and (isinstance(value, bool)
-                              or not isinstance(value, str | int | Decimal)):
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, str | int | Decimal)
+    ):
         raise InvalidInput(f"{key} must be a string or a number", field=key)
     return text(data, key, max_len=max_len)
 
@@ -126,8 +129,7 @@ def txn_id(data: Mapping[str, Any], key: str, *, prefix: str = "") -> str | None
     """A provider transaction id: never cut (a cut id could collide with another)."""
     value = required_text(data, key, max_len=10_000)
     if value is not None and len(prefix + value) > MAX_TXN_ID:
-        raise InvalidInput(f"{key} is longer than {MAX_TXN_ID - len(prefix)} characters",
-                           field=key)
+        raise InvalidInput(f"{key} is longer than {MAX_TXN_ID - len(prefix)} characters", field=key)
     return None if value is None else prefix + value
 
 

@@ -37,13 +37,14 @@ class MpesaProvider(Provider):
     token_setting = "mpesa_callback_token"
     events = frozenset({"validation", "confirmation", "stk"})
 
-    def read(self, event: str, body: bytes,
-             settings: Settings) -> PaymentNotice | ValidationQuery:
+    def read(self, event: str, body: bytes, settings: Settings) -> PaymentNotice | ValidationQuery:
         data = load_object(body)
         if event == "validation":
-            return ValidationQuery(reference=text(data, "BillRefNumber"),
-                                   amount=amount_text(data, "TransAmount"),
-                                   payer=text(data, "MSISDN", max_len=100))
+            return ValidationQuery(
+                reference=text(data, "BillRefNumber"),
+                amount=amount_text(data, "TransAmount"),
+                payer=text(data, "MSISDN", max_len=100),
+            )
         if event == "stk":
             return _stk_notice(data)
         return _c2b_notice(data)
@@ -71,12 +72,17 @@ def _c2b_notice(data: dict[str, Any]) -> PaymentNotice:
     if receipt is None:
         raise InvalidInput("TransID is missing", field="TransID")
     names = (text(data, key, max_len=40) for key in ("FirstName", "MiddleName", "LastName"))
-    return PaymentNotice(provider=MpesaProvider.name, provider_txn_id=receipt,
-                         status=NoticeStatus.PAID, amount=amount_text(data, "TransAmount"),
-                         currency=CURRENCY, reference=text(data, "BillRefNumber"),
-                         payer=text(data, "MSISDN", max_len=100),
-                         payer_name=" ".join(n for n in names if n) or None,
-                         paid_at=parse_local_time(text(data, "TransTime")))
+    return PaymentNotice(
+        provider=MpesaProvider.name,
+        provider_txn_id=receipt,
+        status=NoticeStatus.PAID,
+        amount=amount_text(data, "TransAmount"),
+        currency=CURRENCY,
+        reference=text(data, "BillRefNumber"),
+        payer=text(data, "MSISDN", max_len=100),
+        payer_name=" ".join(n for n in names if n) or None,
+        paid_at=parse_local_time(text(data, "TransTime")),
+    )
 
 
 def _stk_notice(data: dict[str, Any]) -> PaymentNotice:
@@ -88,28 +94,40 @@ def _stk_notice(data: dict[str, Any]) -> PaymentNotice:
     if code is None:
         raise InvalidInput("ResultCode is missing", field="ResultCode")
     if code != "0":
-        return PaymentNotice(provider=MpesaProvider.name, status=NoticeStatus.FAILED,
-                             provider_txn_id=txn_id(result, "CheckoutRequestID",
-                                                    prefix="stk-") or checkout,
-                             amount=None, currency=CURRENCY, request_id=checkout,
-                             reason=f"{code} {text(result, 'ResultDesc', max_len=200) or ''}")
+        return PaymentNotice(
+            provider=MpesaProvider.name,
+            status=NoticeStatus.FAILED,
+            provider_txn_id=txn_id(result, "CheckoutRequestID", prefix="stk-") or checkout,
+            amount=None,
+            currency=CURRENCY,
+            request_id=checkout,
+            reason=f"{code} {text(result, 'ResultDesc', max_len=200) or ''}",
+        )
     items = _metadata(result)
     receipt = txn_id(items, "MpesaReceiptNumber")
     if receipt is None:
         raise InvalidInput("MpesaReceiptNumber is missing", field="MpesaReceiptNumber")
-    return PaymentNotice(provider=MpesaProvider.name, provider_txn_id=receipt,
-                         status=NoticeStatus.PAID, amount=amount_text(items, "Amount"),
-                         currency=CURRENCY, payer=text(items, "PhoneNumber", max_len=100),
-                         paid_at=parse_local_time(text(items, "TransactionDate")),
-                         request_id=checkout)
+    return PaymentNotice(
+        provider=MpesaProvider.name,
+        provider_txn_id=receipt,
+        status=NoticeStatus.PAID,
+        amount=amount_text(items, "Amount"),
+        currency=CURRENCY,
+        payer=text(items, "PhoneNumber", max_len=100),
+        paid_at=parse_local_time(text(items, "TransactionDate")),
+        request_id=checkout,
+    )
 
 
 def _metadata(result: dict[str, Any]) -> dict[str, Any]:
     items = obj(result, "CallbackMetadata", required=True).get("Item")
     if not isinstance(items, list):
         raise InvalidInput("CallbackMetadata.Item must be a list", field="Item")
-    return {item["Name"]: item.get("Value") for item in items
-            if isinstance(item, dict) and isinstance(item.get("Name"), str)}
+    return {
+        item["Name"]: item.get("Value")
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("Name"), str)
+    }
 
 
 def parse_local_time(value: str | None) -> datetime | None:

@@ -22,10 +22,17 @@ from paygo.payments.providers.base import (
 )
 from paygo.settings import Settings
 
-_STATUSES = {"SUCCESSFUL": NoticeStatus.PAID, "FAILED": NoticeStatus.FAILED,
-             "PENDING": NoticeStatus.IGNORED}
-_ERROR_CODES = {403: "NOT_ALLOWED", 404: "RESOURCE_NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
-                413: "PAYLOAD_TOO_LARGE"}
+_STATUSES = {
+    "SUCCESSFUL": NoticeStatus.PAID,
+    "FAILED": NoticeStatus.FAILED,
+    "PENDING": NoticeStatus.IGNORED,
+}
+_ERROR_CODES = {
+    403: "NOT_ALLOWED",
+    404: "RESOURCE_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+}
 
 
 class MtnMomoProvider(Provider):
@@ -34,32 +41,38 @@ class MtnMomoProvider(Provider):
     token_setting = "mtn_momo_callback_token"
     methods = frozenset({"PUT", "POST"})
 
-    def read(self, event: str, body: bytes,
-             settings: Settings) -> PaymentNotice | ValidationQuery:
+    def read(self, event: str, body: bytes, settings: Settings) -> PaymentNotice | ValidationQuery:
         data = load_object(body)
         status = _STATUSES.get((text(data, "status") or "").upper())
         if status is None:
             raise InvalidInput("status must be SUCCESSFUL, FAILED or PENDING", field="status")
         external = text(data, "externalId", max_len=80)
-        ident = txn_id(data, "financialTransactionId") or txn_id(data, "externalId",
-                                                                 prefix="ext-")
+        ident = txn_id(data, "financialTransactionId") or txn_id(data, "externalId", prefix="ext-")
         if ident is None:
-            raise InvalidInput("financialTransactionId and externalId are both missing",
-                               field="financialTransactionId")
+            raise InvalidInput(
+                "financialTransactionId and externalId are both missing",
+                field="financialTransactionId",
+            )
         return PaymentNotice(
-            provider=self.name, provider_txn_id=ident, status=status,
-            amount=amount_text(data, "amount"), currency=text(data, "currency", max_len=3) or "",
-            reference=account_from_external_id(external) or text(data, "payeeNote")
+            provider=self.name,
+            provider_txn_id=ident,
+            status=status,
+            amount=amount_text(data, "amount"),
+            currency=text(data, "currency", max_len=3) or "",
+            reference=account_from_external_id(external)
+            or text(data, "payeeNote")
             or text(data, "payerMessage"),
             payer=text(obj(data, "payer"), "partyId", max_len=100),
-            reason=_reason(data) if status is not NoticeStatus.PAID else None)
+            reason=_reason(data) if status is not NoticeStatus.PAID else None,
+        )
 
     def ack(self, event: str) -> Reply:
         return Reply(200, None)
 
     def error(self, event: str, status: int, message: str) -> Reply:
-        return Reply(status, {"code": _ERROR_CODES.get(status, "INVALID_CALLBACK"),
-                              "message": message})
+        return Reply(
+            status, {"code": _ERROR_CODES.get(status, "INVALID_CALLBACK"), "message": message}
+        )
 
 
 def _reason(data: dict[str, Any]) -> str:
