@@ -232,7 +232,7 @@ def test_twilio_fetch_status_maps_onto_our_states(tw: FakeTwilio) -> None:
 
 def test_console_logs_the_message_and_calls_it_sent(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("INFO", logger="paygo.sms"):
-        accepted = Console().send(message_id=7, recipient=KE, body="hello")
+        accepted = Console(Settings()).send(message_id=7, recipient=KE, body="hello")
     assert accepted.status == MessageStatus.SENT and "hello" in caplog.text
 
 

@@ -46,13 +46,13 @@ def register_extensions(app: Flask, settings: Any) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from paygo.conversations import web as conversations
-    from paygo.messaging import web as sms_reports
     from paygo.payments import views as payments
-    from paygo.web import health
+    from paygo.web import health, sms
 
     app.register_blueprint(health.bp)
     app.register_blueprint(payments.bp)
-    app.register_blueprint(sms_reports.bp)
+    # Inbound SMS and delivery reports of every SMS provider plug-in.
+    app.register_blueprint(sms.bp)
     # Loads and validates the flows: an invalid flow stops the app here.
     conversations.init_app(app)
 

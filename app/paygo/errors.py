@@ -47,6 +47,13 @@ class NotFound(GatewayError):
     code = "not_found"
 
 
+class Forbidden(GatewayError):
+    """A request that failed its authentication: a wrong signature or path token."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class InvalidInput(GatewayError):
     """Input a person or a provider sent that we cannot accept."""
 

@@ -13,11 +13,11 @@ from typing import Any
 import phonenumbers
 
 from paygo.errors import ConfigurationError
+from paygo.messaging import providers as sms_providers
 
 # Values shipped in .env.example and the demo: fine on a laptop, refused in production.
 DEFAULT_MASTER_KEY = "dev-master-key-change-me"
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me"
-SMS_PROVIDERS = ("console", "africastalking", "twilio")
 
 
 def _bool(value: str) -> bool:
@@ -34,10 +34,10 @@ def _routes(value: str) -> dict[str, str]:
     for part in filter(None, (p.strip() for p in value.split(","))):
         prefix, _, provider = part.partition("=")
         prefix = prefix.strip().lstrip("+")
-        if not prefix.isdigit() or provider.strip() not in SMS_PROVIDERS:
+        if not prefix.isdigit() or provider.strip() not in sms_providers.REGISTRY:
             raise ValueError(
                 f"bad route {part!r}: expected CODE=provider with provider in "
-                f"{', '.join(SMS_PROVIDERS)}"
+                f"{', '.join(sms_providers.REGISTRY)}"
             )
         routes[prefix] = provider.strip()
     return routes
@@ -187,10 +187,6 @@ def validate(settings: Settings) -> None:
     """Refuse settings that cannot work; in production, refuse default secrets."""
     if settings.env not in {"development", "production", "test"}:
         raise ConfigurationError("PAYGO_ENV must be development or production", setting="PAYGO_ENV")
-    if settings.sms_provider not in SMS_PROVIDERS:
-        raise ConfigurationError(
-            f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}", setting="SMS_PROVIDER"
-        )
     for var, hour in (
         ("QUIET_HOURS_START", settings.quiet_hours_start),
         ("QUIET_HOURS_END", settings.quiet_hours_end),
@@ -201,7 +197,8 @@ def validate(settings: Settings) -> None:
     _validate_positive(settings)
     if settings.production:
         _enforce_non_default_secrets(settings)
-    _require_provider_settings(settings)
+    # Each SMS provider names what it needs (paygo.messaging.providers).
+    sms_providers.check_settings(settings)
 
 
 def _validate_locale(settings: Settings) -> None:
@@ -257,28 +254,3 @@ def _enforce_non_default_secrets(settings: Settings) -> None:
             )
         if len(value) < 16:
             raise ConfigurationError(f"{var} is too short (16 characters at least)", setting=var)
-
-
-def _require_provider_settings(settings: Settings) -> None:
-    used = {settings.sms_provider, *settings.sms_routes.values()}
-    needs = {
-        "africastalking": (
-            ("AT_USERNAME", settings.at_username),
-            ("AT_API_KEY", settings.at_api_key),
-        ),
-        "twilio": (
-            ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
-            ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
-        ),
-    }
-    for provider in sorted(used):
-        for var, value in needs.get(provider, ()):
-            if not value:
-                raise ConfigurationError(
-                    f"SMS provider {provider} is selected but {var} is not set", setting=var
-                )
-    if "twilio" in used and not (settings.twilio_from or settings.twilio_messaging_service_sid):
-        raise ConfigurationError(
-            "SMS provider twilio needs TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID",
-            setting="TWILIO_FROM",
-        )

@@ -13,15 +13,14 @@ from paygo.extensions import current_gateway
 
 
 def init_app(app: Flask) -> None:
-    """Load and validate the flows, then register the USSD and SMS endpoints."""
-    from paygo.conversations import sms, ussd
+    """Load and validate the flows, then register the USSD endpoints (SMS: paygo.web.sms)."""
+    from paygo.conversations import ussd
 
     gateway = app.extensions["paygo"]
     gateway.services["conversations"] = service.build(
         settings=gateway.settings, db=gateway.db, redis=gateway.redis
     )
     app.register_blueprint(ussd.bp)
-    app.register_blueprint(sms.bp)
 
 
 def current_conversations() -> service.Conversations:

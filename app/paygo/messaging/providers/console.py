@@ -1,4 +1,7 @@
-"""The console provider for development and the demo: log the message, call it sent."""
+"""The console provider for development and the demo: log the message, call it sent.
+
+It takes no inbound messages and sends no reports: /sms/console answers 404.
+"""
 
 from __future__ import annotations
 
