@@ -23,6 +23,8 @@ from sqlmodel import Session, SQLModel
 from paygo import create_app
 from paygo.cli.db import alembic_config
 from paygo.extensions import Gateway
+from tests.fakes.at_api import FakeAfricasTalking
+from tests.fakes.twilio_api import FakeTwilio
 
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -199,6 +201,25 @@ def session(gateway: Gateway) -> Iterator[Session]:
     with gateway.db.session() as s:
         yield s
         s.rollback()
+
+
+# -- SMS provider stand-ins: their `slow` answers come after 0.6 s -------------------------
+
+
+@pytest.fixture
+def at() -> Iterator[FakeAfricasTalking]:
+    """Africa's Talking's SMS API on loopback (`at.settings()` points an app at it)."""
+    with FakeAfricasTalking() as server:
+        server.slow_seconds = 0.6
+        yield server
+
+
+@pytest.fixture
+def tw() -> Iterator[FakeTwilio]:
+    """Twilio's Messages API on loopback (`tw.settings()` points an app at it)."""
+    with FakeTwilio() as server:
+        server.slow_seconds = 0.6
+        yield server
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -3,40 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 from sqlmodel import select
 
-from paygo.extensions import Gateway
-from paygo.messaging.outbox import queue_message
-from paygo.models import AuditLog, MessageStatus, OutboundMessage
+from paygo.models import AuditLog, MessageStatus
 from tests.fakes.at_api import FakeAfricasTalking
+from tests.messaging_helpers import KE, gateway_of, queue, row
 
-KE = "+254711000001"
 OTHER = "+254722000002"
 
 
-@pytest.fixture
-def at() -> Iterator[FakeAfricasTalking]:
-    with FakeAfricasTalking() as server:
-        yield server
-
-
 def _queue(app: Flask, body: str, to: str = KE) -> int:
-    gateway: Gateway = app.extensions["paygo"]
-    with gateway.db.transaction() as session:
-        message_id = queue_message(session=session, recipient=to, body=body).id
-    assert message_id is not None
+    (message_id,) = queue(gateway_of(app), body, to=to)
     return message_id
 
 
 def _status(app: Flask, message_id: int) -> str:
-    with app.extensions["paygo"].db.session() as session:
-        found = session.get(OutboundMessage, message_id)
-    assert found is not None
-    return str(found.status)
+    return str(row(gateway_of(app), message_id).status)
 
 
 def _invoke(app: Flask, *args: str) -> tuple[int, str]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlmodel import col, select
 
 from paygo.extensions import Gateway
 from paygo.messaging import dispatcher, jobs, quiet, setup
@@ -19,9 +18,8 @@ from paygo.models import MessageStatus, OutboundMessage, utcnow
 from paygo.settings import Settings
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
+from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue, row
 
-KE = "+254711000001"
-TZ = "+255754000002"
 #: Small timeouts and backoff so faults play out in a fraction of a second.
 FAST: dict[str, Any] = {
     "sms_timeout_seconds": 0.3,
@@ -29,43 +27,6 @@ FAST: dict[str, Any] = {
     "sms_retry_max_seconds": 0.05,
     "sms_reconcile_after_seconds": 0.3,
 }
-
-
-@pytest.fixture
-def at() -> Iterator[FakeAfricasTalking]:
-    with FakeAfricasTalking() as server:
-        server.slow_seconds = 0.6
-        yield server
-
-
-@pytest.fixture
-def tw() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as server:
-        server.slow_seconds = 0.6
-        yield server
-
-
-def _gateway(app: Flask) -> Gateway:
-    gateway: Gateway = app.extensions["paygo"]
-    return gateway
-
-
-def _queue(gateway: Gateway, *bodies: str, to: str = KE) -> list[int]:
-    with gateway.db.transaction() as session:
-        ids = [queue_message(session=session, recipient=to, body=b).id for b in bodies]
-    return [i for i in ids if i is not None]
-
-
-def _messages(gateway: Gateway) -> list[OutboundMessage]:
-    with gateway.db.session() as session:
-        return list(session.exec(select(OutboundMessage).order_by(col(OutboundMessage.id))))
-
-
-def _one(gateway: Gateway, message_id: int) -> OutboundMessage:
-    with gateway.db.session() as session:
-        found = session.get(OutboundMessage, message_id)
-    assert found is not None
-    return found
 
 
 def _until(check: Callable[[], bool], gateway: Gateway, *, seconds: float = 10) -> None:
@@ -80,11 +41,11 @@ def _until(check: Callable[[], bool], gateway: Gateway, *, seconds: float = 10) 
 def test_a_message_is_sent_once_its_transaction_commits(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    gateway = _gateway(make_app(**at.settings(), **FAST))
+    gateway = gateway_of(make_app(**at.settings(), **FAST))
     with gateway.db.transaction() as session:
         message = queue_message(session=session, recipient=KE, body="Token 123 456 789")
         assert at.accepted == []  # nothing leaves before the commit
-    sent = _one(gateway, message.id or 0)
+    sent = row(gateway, message.id or 0)
     assert sent.status == MessageStatus.SENT and sent.provider == "africastalking"
     assert sent.provider_message_id == at.accepted[0]["id"] and sent.attempts == 1
     assert at.bodies_to(KE) == ["Token 123 456 789"]
@@ -93,18 +54,18 @@ def test_a_message_is_sent_once_its_transaction_commits(
 def test_a_rolled_back_transaction_sends_nothing(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    gateway = _gateway(make_app(**at.settings(), **FAST))
+    gateway = gateway_of(make_app(**at.settings(), **FAST))
     with pytest.raises(RuntimeError), gateway.db.transaction() as session:
         queue_message(session=session, recipient=KE, body="never")
         raise RuntimeError("the payment failed")
-    _queue(gateway, "after")
-    assert at.bodies_to(KE) == ["after"] and len(_messages(gateway)) == 1
+    queue(gateway, "after")
+    assert at.bodies_to(KE) == ["after"] and len(outbox(gateway)) == 1
 
 
 def test_the_same_dedupe_key_written_twice_is_sent_once(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    gateway = _gateway(make_app(**at.settings(), **FAST))
+    gateway = gateway_of(make_app(**at.settings(), **FAST))
     for _ in range(2):
         with gateway.db.transaction() as session:
             queue_message(session=session, recipient=KE, body="receipt", dedupe_key="payment:1")
@@ -114,26 +75,26 @@ def test_the_same_dedupe_key_written_twice_is_sent_once(
 def test_provider_down_for_a_while_then_back_delivers_every_message_once(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    gateway = _gateway(make_app(**at.settings(), **FAST))
+    gateway = gateway_of(make_app(**at.settings(), **FAST))
     at.script(["down"] * 8)
     bodies = [f"message {i}" for i in range(5)]
-    ids = _queue(gateway, *bodies)
-    assert at.accepted == [] and {m.status for m in _messages(gateway)} == {"queued"}
-    _until(lambda: all(m.status == MessageStatus.SENT for m in _messages(gateway)), gateway)
+    ids = queue(gateway, *bodies)
+    assert at.accepted == [] and {m.status for m in outbox(gateway)} == {"queued"}
+    _until(lambda: all(m.status == MessageStatus.SENT for m in outbox(gateway)), gateway)
     assert sorted(at.bodies_to(KE)) == sorted(bodies)  # each exactly once
-    assert max(_one(gateway, i).attempts for i in ids) > 1
+    assert max(row(gateway, i).attempts for i in ids) > 1
 
 
 def test_a_permanent_error_goes_to_the_dead_letter_without_retries(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    gateway = _gateway(make_app(**at.settings(), **FAST))
+    gateway = gateway_of(make_app(**at.settings(), **FAST))
     at.recipient_codes[KE] = 406
-    (message_id,) = _queue(gateway, "you are blacklisted")
+    (message_id,) = queue(gateway, "you are blacklisted")
     for _ in range(3):
         time.sleep(0.06)
         jobs.sweep(gateway)
-    failed = _one(gateway, message_id)
+    failed = row(gateway, message_id)
     assert failed.status == MessageStatus.FAILED and failed.attempts == 1
     assert "406" in (failed.status_reason or "") and at.requests == 1
 
@@ -141,11 +102,11 @@ def test_a_permanent_error_goes_to_the_dead_letter_without_retries(
 def test_retries_stop_after_the_last_attempt_into_the_dead_letter(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    gateway = _gateway(make_app(**at.settings(), **{**FAST, "sms_max_attempts": 3}))
+    gateway = gateway_of(make_app(**at.settings(), **{**FAST, "sms_max_attempts": 3}))
     at.default = "down"
-    (message_id,) = _queue(gateway, "never arrives")
-    _until(lambda: _one(gateway, message_id).status == MessageStatus.FAILED, gateway)
-    failed = _one(gateway, message_id)
+    (message_id,) = queue(gateway, "never arrives")
+    _until(lambda: row(gateway, message_id).status == MessageStatus.FAILED, gateway)
+    failed = row(gateway, message_id)
     assert failed.attempts == 3 and at.requests == 3
     assert (failed.status_reason or "").startswith("gave up after 3 attempts")
 
@@ -162,10 +123,10 @@ def test_an_africastalking_timeout_after_acceptance_is_settled_by_its_delivery_r
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
     app = make_app(**at.settings(), **FAST)
-    gateway = _gateway(app)
+    gateway = gateway_of(app)
     at.script(["slow"])
-    (message_id,) = _queue(gateway, "token 111")
-    unknown = _one(gateway, message_id)
+    (message_id,) = queue(gateway, "token 111")
+    unknown = row(gateway, message_id)
     assert unknown.status == MessageStatus.SENDING
     assert (unknown.status_reason or "").startswith("outcome unknown")
     response = app.test_client().post(
@@ -178,7 +139,7 @@ def test_an_africastalking_timeout_after_acceptance_is_settled_by_its_delivery_r
     }
     time.sleep(0.4)  # past the reconciliation window
     jobs.sweep(gateway)
-    settled = _one(gateway, message_id)
+    settled = row(gateway, message_id)
     assert settled.status == MessageStatus.DELIVERED
     assert settled.provider_message_id == at.accepted[0]["id"]
     assert at.bodies_to(KE) == ["token 111"]
@@ -187,24 +148,24 @@ def test_an_africastalking_timeout_after_acceptance_is_settled_by_its_delivery_r
 def test_an_africastalking_timeout_with_no_report_is_sent_again_after_the_window(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    gateway = _gateway(make_app(**at.settings(), **FAST))
+    gateway = gateway_of(make_app(**at.settings(), **FAST))
     at.script(["hang"])  # never took it, never answered in time
-    (message_id,) = _queue(gateway, "token 222")
+    (message_id,) = queue(gateway, "token 222")
     jobs.sweep(gateway)
-    assert _one(gateway, message_id).status == MessageStatus.SENDING  # still waiting
-    _until(lambda: _one(gateway, message_id).status == MessageStatus.SENT, gateway)
-    assert at.bodies_to(KE) == ["token 222"] and _one(gateway, message_id).attempts == 2
+    assert row(gateway, message_id).status == MessageStatus.SENDING  # still waiting
+    _until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
+    assert at.bodies_to(KE) == ["token 222"] and row(gateway, message_id).attempts == 2
 
 
 def test_a_twilio_timeout_is_looked_up_instead_of_resent(
     make_app: Callable[..., Flask], tw: FakeTwilio
 ) -> None:
-    gateway = _gateway(make_app(**tw.settings(), **FAST))
+    gateway = gateway_of(make_app(**tw.settings(), **FAST))
     tw.script(["slow"])
-    (message_id,) = _queue(gateway, "token 333", to=TZ)
-    assert _one(gateway, message_id).status == MessageStatus.SENDING
-    _until(lambda: _one(gateway, message_id).status == MessageStatus.SENT, gateway)
-    settled = _one(gateway, message_id)
+    (message_id,) = queue(gateway, "token 333", to=TZ)
+    assert row(gateway, message_id).status == MessageStatus.SENDING
+    _until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
+    settled = row(gateway, message_id)
     assert settled.provider_message_id == tw.messages[0]["sid"]
     assert (settled.status_reason or "").startswith("reconciled")
     assert tw.bodies_to(TZ) == ["token 333"]
@@ -213,17 +174,17 @@ def test_a_twilio_timeout_is_looked_up_instead_of_resent(
 def test_a_twilio_server_error_that_created_nothing_is_sent_again(
     make_app: Callable[..., Flask], tw: FakeTwilio
 ) -> None:
-    gateway = _gateway(make_app(**tw.settings(), **FAST))
+    gateway = gateway_of(make_app(**tw.settings(), **FAST))
     tw.script(["down"])
-    (message_id,) = _queue(gateway, "token 444", to=TZ)
-    _until(lambda: _one(gateway, message_id).status == MessageStatus.SENT, gateway)
+    (message_id,) = queue(gateway, "token 444", to=TZ)
+    _until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
     assert tw.bodies_to(TZ) == ["token 444"]
 
 
 def test_a_send_interrupted_after_acceptance_is_reconciled_not_resent(
     make_app: Callable[..., Flask], tw: FakeTwilio
 ) -> None:
-    gateway = _gateway(make_app(**tw.settings(), **FAST))
+    gateway = gateway_of(make_app(**tw.settings(), **FAST))
     # A worker that dies between Twilio's answer and our commit: claimed, sent, unrecorded.
     with gateway.db.transaction() as session:
         message = OutboundMessage(recipient=TZ, body="token 555")
@@ -234,15 +195,15 @@ def test_a_send_interrupted_after_acceptance_is_reconciled_not_resent(
         message_id=claim.message_id, recipient=TZ, body=claim.body
     )
     jobs.sweep(gateway)  # within the lease: the worker might still be at it
-    assert _one(gateway, claim.message_id).status == MessageStatus.SENDING
-    _until(lambda: _one(gateway, claim.message_id).status == MessageStatus.SENT, gateway)
+    assert row(gateway, claim.message_id).status == MessageStatus.SENDING
+    _until(lambda: row(gateway, claim.message_id).status == MessageStatus.SENT, gateway)
     assert tw.bodies_to(TZ) == ["token 555"]
 
 
 def test_two_workers_on_one_message_send_it_once(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    gateway = _gateway(make_app(**at.settings(), **FAST))
+    gateway = gateway_of(make_app(**at.settings(), **FAST))
     with gateway.db.transaction() as session:
         message = OutboundMessage(recipient=KE, body="once")
         session.add(message)
@@ -253,7 +214,7 @@ def test_two_workers_on_one_message_send_it_once(
     assert dispatcher.deliver(gateway, message.id or 0).action == "skipped"
     at.release.set()
     first.join(5)
-    assert at.bodies_to(KE) == ["once"] and _one(gateway, message.id or 0).status == "sent"
+    assert at.bodies_to(KE) == ["once"] and row(gateway, message.id or 0).status == "sent"
 
 
 def test_routes_send_each_country_through_its_provider(
@@ -265,21 +226,21 @@ def test_routes_send_each_country_through_its_provider(
         "sms_provider": "twilio",
         "sms_routes": {"254": "africastalking"},
     }
-    gateway = _gateway(make_app(**settings, **FAST))
-    _queue(gateway, "to Kenya", to=KE)
-    _queue(gateway, "to Tanzania", to=TZ)
+    gateway = gateway_of(make_app(**settings, **FAST))
+    queue(gateway, "to Kenya", to=KE)
+    queue(gateway, "to Tanzania", to=TZ)
     assert at.bodies_to(KE) == ["to Kenya"] and tw.bodies_to(TZ) == ["to Tanzania"]
-    assert [m.provider for m in _messages(gateway)] == ["africastalking", "twilio"]
+    assert [m.provider for m in outbox(gateway)] == ["africastalking", "twilio"]
 
 
 def test_the_console_provider_logs_and_marks_sent(
     make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> None:
-    gateway = _gateway(make_app())
+    gateway = gateway_of(make_app())
     with caplog.at_level("INFO", logger="paygo.sms"):
-        (message_id,) = _queue(gateway, "demo message")
+        (message_id,) = queue(gateway, "demo message")
     assert "demo message" in caplog.text
-    assert _one(gateway, message_id).status == MessageStatus.SENT
+    assert row(gateway, message_id).status == MessageStatus.SENT
 
 
 def test_without_redis_a_background_thread_retries_later(
@@ -289,14 +250,14 @@ def test_without_redis_a_background_thread_retries_later(
         **at.settings(),
         **{**FAST, "sms_retry_base_seconds": 0.5, "sms_sweep_interval_seconds": 0.1},
     )
-    gateway = _gateway(app)
+    gateway = gateway_of(app)
     at.script(["down"])
-    (message_id,) = _queue(gateway, "retried by the thread")
-    assert _one(gateway, message_id).status == MessageStatus.QUEUED
+    (message_id,) = queue(gateway, "retried by the thread")
+    assert row(gateway, message_id).status == MessageStatus.QUEUED
     sweeper = setup.start_sweeper(app, interval=0.05)
     try:
         deadline = time.monotonic() + 10
-        while _one(gateway, message_id).status != MessageStatus.SENT:
+        while row(gateway, message_id).status != MessageStatus.SENT:
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
@@ -324,14 +285,14 @@ def test_a_reminder_during_quiet_hours_waits_for_the_morning(
 ) -> None:
     # Quiet from this hour until the same time tomorrow less an hour: the customer's night.
     hour = utcnow().astimezone(quiet.zone("Africa/Nairobi", "UTC")).hour
-    gateway = _gateway(
+    gateway = gateway_of(
         make_app(**at.settings(), **FAST, quiet_hours_start=hour, quiet_hours_end=(hour - 1) % 24)
     )
     with gateway.db.transaction() as session:
         reminder = queue_message(session=session, recipient=KE, body="pay soon", kind="reminder")
         reply = queue_message(session=session, recipient=KE, body="your balance")
     assert at.bodies_to(KE) == ["your balance"]  # replies ignore quiet hours
-    held = _one(gateway, reminder.id or 0)
+    held = row(gateway, reminder.id or 0)
     assert held.status == MessageStatus.QUEUED and held.attempts == 0
     assert held.next_attempt_at is not None
     assert held.next_attempt_at - utcnow() > timedelta(hours=20)

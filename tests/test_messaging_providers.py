@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,23 +17,7 @@ from paygo.models import MessageStatus, utcnow
 from paygo.settings import Settings, load_settings
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
-
-KE = "+254711000001"
-TZ = "+255754000002"
-
-
-@pytest.fixture
-def at() -> Iterator[FakeAfricasTalking]:
-    with FakeAfricasTalking() as server:
-        server.slow_seconds = 0.6
-        yield server
-
-
-@pytest.fixture
-def tw() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as server:
-        server.slow_seconds = 0.6
-        yield server
+from tests.messaging_helpers import KE, TZ
 
 
 def _settings(**values: Any) -> Settings:

@@ -24,15 +24,11 @@ from paygo.models import (
     utcnow,
 )
 from tests.factories import make_account, make_plan
+from tests.messaging_helpers import gateway_of
 
 NAIROBI = zoneinfo.ZoneInfo("Africa/Nairobi")
 #: No quiet hours, so what is due is sent at whatever hour the suite runs.
 AWAKE = {"quiet_hours_start": 0, "quiet_hours_end": 0}
-
-
-def _gateway(app: Flask) -> Gateway:
-    gateway: Gateway = app.extensions["paygo"]
-    return gateway
 
 
 def _account(
@@ -79,7 +75,7 @@ def _local_noon(day_offset: int, base: datetime | None = None) -> datetime:
 def test_expiry_reminder_goes_out_two_days_before_and_is_sent(
     make_app: Callable[..., Flask],
 ) -> None:
-    gateway = _gateway(make_app(**AWAKE))
+    gateway = gateway_of(make_app(**AWAKE))
     account = _account(gateway, credit_until=utcnow() + timedelta(days=1, hours=12))
     assert len(reminders.write_due(gateway)) == 1
     (message,) = _reminders(gateway)
@@ -89,7 +85,7 @@ def test_expiry_reminder_goes_out_two_days_before_and_is_sent(
 
 
 def test_expiry_reminder_follows_the_plans_days_before(make_app: Callable[..., Flask]) -> None:
-    gateway = _gateway(make_app(**AWAKE))
+    gateway = gateway_of(make_app(**AWAKE))
     _account(gateway, credit_until=utcnow() + timedelta(days=5), days_before=2)
     assert reminders.write_due(gateway) == []
     _account(gateway, credit_until=utcnow() + timedelta(days=5), days_before=6)
@@ -99,7 +95,7 @@ def test_expiry_reminder_follows_the_plans_days_before(make_app: Callable[..., F
 
 
 def test_expiry_reminder_is_written_once_per_expiry_date(make_app: Callable[..., Flask]) -> None:
-    gateway = _gateway(make_app(**AWAKE))
+    gateway = gateway_of(make_app(**AWAKE))
     account = _account(gateway, credit_until=utcnow() + timedelta(days=1))
     for _ in range(3):  # the hourly job, run again and again
         reminders.write_due(gateway)
@@ -116,7 +112,7 @@ def test_expiry_reminder_is_written_once_per_expiry_date(make_app: Callable[...,
 def test_no_expiry_reminder_when_the_customer_paid_within_the_window(
     make_app: Callable[..., Flask],
 ) -> None:
-    gateway = _gateway(make_app(**AWAKE))
+    gateway = gateway_of(make_app(**AWAKE))
     account = _account(gateway, credit_until=utcnow() + timedelta(days=1))
     with gateway.db.transaction() as session:
         session.add(
@@ -137,7 +133,7 @@ def test_no_expiry_reminder_when_the_customer_paid_within_the_window(
 def test_out_of_light_goes_out_on_days_one_three_and_seven_only(
     make_app: Callable[..., Flask],
 ) -> None:
-    gateway = _gateway(make_app(**AWAKE))
+    gateway = gateway_of(make_app(**AWAKE))
     expired = _local_noon(-20)
     account = _account(gateway, credit_until=expired)
     days_written = []
@@ -152,7 +148,7 @@ def test_out_of_light_goes_out_on_days_one_three_and_seven_only(
 def test_a_missed_day_one_is_caught_up_on_day_two_but_never_after_day_three(
     make_app: Callable[..., Flask],
 ) -> None:
-    gateway = _gateway(make_app(**AWAKE))
+    gateway = gateway_of(make_app(**AWAKE))
     expired = _local_noon(-20)
     _account(gateway, credit_until=expired)
     assert len(reminders.write_due(gateway, now=expired + timedelta(days=2))) == 1
@@ -165,7 +161,7 @@ def test_a_missed_day_one_is_caught_up_on_day_two_but_never_after_day_three(
     "status", [AccountStatus.PAID_OFF, AccountStatus.REPOSSESSED, AccountStatus.PENDING_DEPOSIT]
 )
 def test_accounts_not_active_get_no_reminders(make_app: Callable[..., Flask], status: str) -> None:
-    gateway = _gateway(make_app(**AWAKE))
+    gateway = gateway_of(make_app(**AWAKE))
     _account(gateway, credit_until=utcnow() + timedelta(days=1), status=status)
     _account(gateway, credit_until=utcnow() - timedelta(days=1), status=status)
     assert reminders.write_due(gateway) == []
@@ -178,7 +174,7 @@ def test_accounts_not_active_get_no_reminders(make_app: Callable[..., Flask], st
 def test_reminders_are_in_the_customers_language_within_one_sms(
     make_app: Callable[..., Flask], language: str, phrase: str
 ) -> None:
-    gateway = _gateway(make_app(**AWAKE, distributor_name="SunPower Solar Kenya Ltd"))
+    gateway = gateway_of(make_app(**AWAKE, distributor_name="SunPower Solar Kenya Ltd"))
     _account(gateway, credit_until=utcnow() + timedelta(days=1), language=language)
     _account(gateway, credit_until=_local_noon(-1), language=language)
     reminders.write_due(gateway)
@@ -190,7 +186,7 @@ def test_reminders_are_in_the_customers_language_within_one_sms(
 def test_reminders_wait_for_the_morning_in_the_customers_timezone(
     make_app: Callable[..., Flask],
 ) -> None:
-    gateway = _gateway(make_app(quiet_hours_start=20, quiet_hours_end=7))
+    gateway = gateway_of(make_app(quiet_hours_start=20, quiet_hours_end=7))
     # Tomorrow 18:30 UTC: 21:30 in Nairobi (quiet), 19:30 in Kinshasa (not yet).
     evening = (utcnow() + timedelta(days=1)).replace(hour=18, minute=30, second=0, microsecond=0)
     nairobi = _account(gateway, credit_until=evening + timedelta(days=1))
@@ -212,7 +208,7 @@ def test_reminders_wait_for_the_morning_in_the_customers_timezone(
 
 def test_reminders_run_command_writes_and_reports(make_app: Callable[..., Flask]) -> None:
     app = make_app(**AWAKE)
-    _account(_gateway(app), credit_until=utcnow() + timedelta(days=1))
+    _account(gateway_of(app), credit_until=utcnow() + timedelta(days=1))
     runner = app.test_cli_runner()
     result = runner.invoke(args=["reminders", "run", "--json"])
     assert result.exit_code == 0, result.output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,41 +14,13 @@ from flask.testing import FlaskClient
 
 from paygo.extensions import Gateway
 from paygo.messaging import dispatcher, reports
-from paygo.messaging.outbox import queue_message
 from paygo.messaging.providers import StatusReport
 from paygo.models import MessageStatus, OutboundMessage, utcnow
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
+from tests.messaging_helpers import KE, TZ, gateway_of, row, send
 
-KE = "+254711000001"
-TZ = "+255754000002"
 AT_URL = "/sms/africastalking/delivery"
-
-
-@pytest.fixture
-def at() -> Iterator[FakeAfricasTalking]:
-    with FakeAfricasTalking() as server:
-        yield server
-
-
-@pytest.fixture
-def tw() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as server:
-        yield server
-
-
-def _send(app: Flask, body: str = "token", to: str = KE) -> OutboundMessage:
-    gateway: Gateway = app.extensions["paygo"]
-    with gateway.db.transaction() as session:
-        message = queue_message(session=session, recipient=to, body=body)
-    return _reload(app, message.id or 0)
-
-
-def _reload(app: Flask, message_id: int) -> OutboundMessage:
-    with app.extensions["paygo"].db.session() as session:
-        found = session.get(OutboundMessage, message_id)
-    assert found is not None
-    return found
 
 
 # -- Africa's Talking ----------------------------------------------------------------------
@@ -58,12 +30,12 @@ def test_at_sample_report_marks_the_message_undeliverable_with_the_reason(
     make_app: Callable[..., Flask], at: FakeAfricasTalking, shared_dir: Path
 ) -> None:
     app = make_app(**at.settings())
-    message = _send(app)
+    message = send(app)
     sample = json.loads((shared_dir / "providers" / "at_sms_delivery.json").read_text())["body"]
     form = {**sample, "id": message.provider_message_id, "phoneNumber": KE}
     response = app.test_client().post(AT_URL, data=form)
     assert response.status_code == 200 and response.json["state"] == "undeliverable"
-    stored = _reload(app, message.id or 0)
+    stored = row(gateway_of(app), message.id or 0)
     assert stored.status == MessageStatus.UNDELIVERABLE
     assert stored.status_reason == "africastalking Failed UserInBlackList network 63902"
 
@@ -73,12 +45,12 @@ def test_at_success_report_marks_delivered_and_a_replay_changes_nothing(
 ) -> None:
     app = make_app(**at.settings())
     client = app.test_client()
-    message = _send(app)
+    message = send(app)
     report = at.delivery_report(at.accepted[0])
     assert client.post(AT_URL, data=report).json["state"] == "delivered"
-    first = _reload(app, message.id or 0)
+    first = row(gateway_of(app), message.id or 0)
     assert client.post(AT_URL, data=report).status_code == 200
-    again = _reload(app, message.id or 0)
+    again = row(gateway_of(app), message.id or 0)
     assert again.status == MessageStatus.DELIVERED and again.delivered_at == first.delivered_at
 
 
@@ -87,11 +59,11 @@ def test_at_reports_out_of_order_never_move_a_message_back(
 ) -> None:
     app = make_app(**at.settings())
     client = app.test_client()
-    message = _send(app)
+    message = send(app)
     client.post(AT_URL, data=at.delivery_report(at.accepted[0], "Success"))
     client.post(AT_URL, data=at.delivery_report(at.accepted[0], "Buffered"))
     client.post(AT_URL, data=at.delivery_report(at.accepted[0], "Failed", "DeliveryFailure"))
-    assert _reload(app, message.id or 0).status == MessageStatus.DELIVERED
+    assert row(gateway_of(app), message.id or 0).status == MessageStatus.DELIVERED
 
 
 def test_at_report_for_a_message_not_ours_is_acknowledged_and_ignored(client: FlaskClient) -> None:
@@ -118,11 +90,11 @@ def test_at_bad_reports_get_a_clear_400_and_change_nothing(
     make_app: Callable[..., Flask], at: FakeAfricasTalking, form: dict[str, str], field: str
 ) -> None:
     app = make_app(**at.settings())
-    message = _send(app)
+    message = send(app)
     response = app.test_client().post(AT_URL, data=form)
     assert response.status_code == 400
     assert response.json["error"] == "invalid_input" and response.json["field"] == field
-    assert _reload(app, message.id or 0).status == MessageStatus.SENT
+    assert row(gateway_of(app), message.id or 0).status == MessageStatus.SENT
 
 
 def test_at_report_as_json_or_empty_is_400_not_500(client: FlaskClient) -> None:
@@ -143,11 +115,11 @@ def test_at_report_for_a_send_whose_answer_was_lost_records_the_id(
     app = make_app(**at.settings(), sms_timeout_seconds=0.3, sms_reconcile_after_seconds=60)
     at.slow_seconds = 0.6
     at.script(["slow"])
-    message = _send(app)
+    message = send(app)
     assert message.status == MessageStatus.SENDING and message.provider_message_id is None
     form = at.delivery_report(at.accepted[0], "Sent")
     assert app.test_client().post(AT_URL, data=form).json["state"] == "sent"
-    stored = _reload(app, message.id or 0)
+    stored = row(gateway_of(app), message.id or 0)
     assert stored.provider_message_id == at.accepted[0]["id"]
     assert stored.next_attempt_at is None  # settled: no reconciliation, no resend
 
@@ -159,25 +131,25 @@ def test_twilio_signed_callback_updates_the_message(
     make_app: Callable[..., Flask], tw: FakeTwilio
 ) -> None:
     app = make_app(**tw.settings())
-    message = _send(app, to=TZ)
+    message = send(app, to=TZ)
     path, form, headers = tw.status_callback(tw.messages[0]["sid"], "delivered")
     response = app.test_client().post(path, data=form, headers=headers)
     assert response.status_code == 204
-    assert _reload(app, message.id or 0).status == MessageStatus.DELIVERED
+    assert row(gateway_of(app), message.id or 0).status == MessageStatus.DELIVERED
 
 
 def test_twilio_undelivered_keeps_the_error_code(
     make_app: Callable[..., Flask], tw: FakeTwilio, shared_dir: Path
 ) -> None:
     app = make_app(**tw.settings())
-    message = _send(app, to=TZ)
+    message = send(app, to=TZ)
     sample = json.loads((shared_dir / "providers" / "twilio_sms_status.json").read_text())
     assert sample["body"]["MessageStatus"] == "undelivered"
     path, form, headers = tw.status_callback(
         tw.messages[0]["sid"], "undelivered", int(sample["body"]["ErrorCode"])
     )
     assert app.test_client().post(path, data=form, headers=headers).status_code == 204
-    stored = _reload(app, message.id or 0)
+    stored = row(gateway_of(app), message.id or 0)
     assert stored.status == MessageStatus.UNDELIVERABLE
     assert stored.status_reason == "twilio undelivered 30003"
 
@@ -189,17 +161,17 @@ def test_twilio_callback_without_a_valid_signature_is_403_and_changes_nothing(
     make_app: Callable[..., Flask], tw: FakeTwilio, headers: dict[str, str]
 ) -> None:
     app = make_app(**tw.settings())
-    message = _send(app, to=TZ)
+    message = send(app, to=TZ)
     path, form, _ = tw.status_callback(tw.messages[0]["sid"], "failed")
     assert app.test_client().post(path, data=form, headers=headers).status_code == 403
-    assert _reload(app, message.id or 0).status == MessageStatus.SENT
+    assert row(gateway_of(app), message.id or 0).status == MessageStatus.SENT
 
 
 def test_twilio_callback_signed_with_another_token_or_url_is_403(
     make_app: Callable[..., Flask], tw: FakeTwilio
 ) -> None:
     app = make_app(**tw.settings())
-    message = _send(app, to=TZ)
+    message = send(app, to=TZ)
     client = app.test_client()
     path, form, headers = tw.status_callback(tw.messages[0]["sid"], "failed", token="other")
     assert client.post(path, data=form, headers=headers).status_code == 403
@@ -207,7 +179,7 @@ def test_twilio_callback_signed_with_another_token_or_url_is_403(
     assert (
         client.post(path.replace("m=", "m=9"), data=form, headers=headers).status_code == 403
     )  # the query is signed too
-    assert _reload(app, message.id or 0).status == MessageStatus.SENT
+    assert row(gateway_of(app), message.id or 0).status == MessageStatus.SENT
 
 
 @pytest.mark.parametrize(
@@ -223,7 +195,7 @@ def test_twilio_signed_but_malformed_callback_is_400(
     make_app: Callable[..., Flask], tw: FakeTwilio, change: dict[str, str], field: str
 ) -> None:
     app = make_app(**tw.settings())
-    _send(app, to=TZ)
+    send(app, to=TZ)
     path, form, _ = tw.status_callback(tw.messages[0]["sid"], "delivered")
     form.update(change)
     signature = _sign(app, path, form)
@@ -237,11 +209,11 @@ def test_twilio_callback_matches_our_id_when_the_sid_was_never_recorded(
     app = make_app(**tw.settings(), sms_timeout_seconds=0.3, sms_retry_base_seconds=60)
     tw.slow_seconds = 0.6
     tw.script(["slow"])
-    message = _send(app, to=TZ)
+    message = send(app, to=TZ)
     assert message.status == MessageStatus.SENDING and message.provider_message_id is None
     path, form, headers = tw.status_callback(tw.messages[0]["sid"], "sent")
     assert app.test_client().post(path, data=form, headers=headers).status_code == 204
-    stored = _reload(app, message.id or 0)
+    stored = row(gateway_of(app), message.id or 0)
     assert stored.status == MessageStatus.SENT
     assert stored.provider_message_id == tw.messages[0]["sid"]
 
@@ -286,15 +258,15 @@ def test_daily_chase_asks_twilio_about_reports_that_never_came(
 ) -> None:
     app = make_app(**tw.settings())
     gateway: Gateway = app.extensions["paygo"]
-    message = _send(app, to=TZ)
-    fresh = _send(app, body="just sent", to=TZ)
+    message = send(app, to=TZ)
+    fresh = send(app, body="just sent", to=TZ)
     _age(gateway, message.id or 0, hours=2)
     tw.set_status(tw.messages[0]["sid"], "delivered")
     tw.set_status(tw.messages[1]["sid"], "delivered")
     counts = reports.chase(gateway)
     assert counts["updated"] == 1 and counts["checked"] == 1
-    assert _reload(app, message.id or 0).status == MessageStatus.DELIVERED
-    assert _reload(app, fresh.id or 0).status == MessageStatus.SENT  # too recent to chase
+    assert row(gateway_of(app), message.id or 0).status == MessageStatus.DELIVERED
+    assert row(gateway_of(app), fresh.id or 0).status == MessageStatus.SENT  # too recent to chase
 
 
 def test_daily_chase_notes_silence_once_where_the_provider_has_no_lookup(
@@ -302,11 +274,11 @@ def test_daily_chase_notes_silence_once_where_the_provider_has_no_lookup(
 ) -> None:
     app = make_app(**at.settings())
     gateway: Gateway = app.extensions["paygo"]
-    message = _send(app)
+    message = send(app)
     _age(gateway, message.id or 0, hours=30)
     assert reports.chase(gateway)["noted"] == 1
     assert reports.chase(gateway)["noted"] == 0
-    stored = _reload(app, message.id or 0)
+    stored = row(gateway_of(app), message.id or 0)
     assert stored.status == MessageStatus.SENT
     assert (stored.status_reason or "").startswith("no delivery report by")
 
@@ -316,11 +288,11 @@ def test_daily_chase_survives_a_provider_outage(
 ) -> None:
     app = make_app(**tw.settings())
     gateway: Gateway = app.extensions["paygo"]
-    message = _send(app, to=TZ)
+    message = send(app, to=TZ)
     _age(gateway, message.id or 0, hours=2)
     tw.stop()
     assert reports.chase(gateway)["errors"] == 1
-    assert _reload(app, message.id or 0).status == MessageStatus.SENT
+    assert row(gateway_of(app), message.id or 0).status == MessageStatus.SENT
 
 
 def test_apply_report_for_a_message_not_ours_returns_none(gateway: Gateway) -> None:

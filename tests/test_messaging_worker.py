@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +16,15 @@ import redis
 from flask import Flask
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
-from sqlmodel import col, select
 
 from paygo.cli.worker import make_worker
-from paygo.extensions import Gateway
 from paygo.messaging import jobs
-from paygo.messaging.outbox import queue_message
 from paygo.models import MessageStatus, OutboundMessage
 from tests.conftest import TEST_SETTINGS
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
+from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue
 
-KE = "+254711000001"
-TZ = "+255754000002"
 ROOT = Path(__file__).resolve().parents[1]
 FAST: dict[str, Any] = {
     "sms_timeout_seconds": 0.5,
@@ -40,39 +36,11 @@ FAST: dict[str, Any] = {
 
 
 @pytest.fixture
-def at() -> Iterator[FakeAfricasTalking]:
-    with FakeAfricasTalking() as server:
-        yield server
-
-
-@pytest.fixture
-def tw() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as server:
-        yield server
-
-
-@pytest.fixture
 def rq_app(
     make_app: Callable[..., Flask], redis_url: str, redis_client: redis.Redis
 ) -> Callable[..., Flask]:
     """Build apps with jobs on this run's Redis database."""
     return lambda **settings: make_app(redis_url=redis_url, **settings)
-
-
-def _gateway(app: Flask) -> Gateway:
-    gateway: Gateway = app.extensions["paygo"]
-    return gateway
-
-
-def _queue(gateway: Gateway, *bodies: str, to: str = KE) -> list[int]:
-    with gateway.db.transaction() as session:
-        ids = [queue_message(session=session, recipient=to, body=b).id for b in bodies]
-    return [i for i in ids if i is not None]
-
-
-def _messages(gateway: Gateway) -> list[OutboundMessage]:
-    with gateway.db.session() as session:
-        return list(session.exec(select(OutboundMessage).order_by(col(OutboundMessage.id))))
 
 
 def _work(app: Flask, *, scheduler: bool = False, periodic: bool = False) -> None:
@@ -85,8 +53,8 @@ def test_each_committed_message_becomes_one_job_and_a_repeat_is_harmless(
     rq_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
     app = rq_app(**at.settings(), **FAST)
-    gateway = _gateway(app)
-    (message_id,) = _queue(gateway, "token 123")
+    gateway = gateway_of(app)
+    (message_id,) = queue(gateway, "token 123")
     assert at.accepted == []  # nothing is sent in the web process
     assert gateway.jobs.queue is not None
     assert gateway.jobs.queue.job_ids == [f"send-message-{message_id}-1"]
@@ -96,18 +64,18 @@ def test_each_committed_message_becomes_one_job_and_a_repeat_is_harmless(
     jobs.dispatch_pending(gateway, [message_id])  # and again once done
     _work(app)
     assert at.bodies_to(KE) == ["token 123"]
-    assert _messages(gateway)[0].status == MessageStatus.SENT
+    assert outbox(gateway)[0].status == MessageStatus.SENT
 
 
 def test_a_transient_failure_is_retried_at_its_backoff_time(
     rq_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
     app = rq_app(**at.settings(), **FAST)
-    gateway = _gateway(app)
+    gateway = gateway_of(app)
     at.script(["down"])
-    (message_id,) = _queue(gateway, "retry me")
+    (message_id,) = queue(gateway, "retry me")
     _work(app)
-    (message,) = _messages(gateway)
+    (message,) = outbox(gateway)
     assert message.status == MessageStatus.QUEUED and message.next_attempt_at is not None
     assert gateway.jobs.queue is not None
     scheduled = ScheduledJobRegistry(queue=gateway.jobs.queue)
@@ -115,30 +83,30 @@ def test_a_transient_failure_is_retried_at_its_backoff_time(
     time.sleep(1.3)  # past the backoff (0.2 s, jittered)
     _work(app, scheduler=True)  # the scheduler moves the due retry onto the queue
     assert at.bodies_to(KE) == ["retry me"]
-    assert _messages(gateway)[0].attempts == 2
+    assert outbox(gateway)[0].attempts == 2
 
 
 def test_redis_losing_its_queue_loses_no_message(
     rq_app: Callable[..., Flask], at: FakeAfricasTalking, redis_client: redis.Redis
 ) -> None:
     app = rq_app(**at.settings(), **FAST)
-    gateway = _gateway(app)
+    gateway = gateway_of(app)
     bodies = [f"message {i}" for i in range(5)]
-    _queue(gateway, *bodies)
+    queue(gateway, *bodies)
     # Redis restarted without persistence: this run's own database number is emptied.
     redis_client.flushdb()
     assert gateway.jobs.queue is not None and gateway.jobs.queue.count == 0
     assert jobs.sweep(gateway) == {"due": 5, "reconciling": 0}
     _work(app)
     assert sorted(at.bodies_to(KE)) == sorted(bodies)
-    assert {m.status for m in _messages(gateway)} == {MessageStatus.SENT}
+    assert {m.status for m in outbox(gateway)} == {MessageStatus.SENT}
 
 
 def test_the_worker_schedules_the_sweep_reminders_and_reconciliation(
     rq_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
     app = rq_app(**at.settings(), **FAST)
-    gateway = _gateway(app)
+    gateway = gateway_of(app)
     with gateway.db.transaction() as session:  # written without a job (as if Redis was down)
         session.add(OutboundMessage(recipient=KE, body="found by the sweep"))
     _work(app, scheduler=True, periodic=True)
@@ -253,13 +221,13 @@ def test_provider_down_for_a_while_with_a_running_worker_delivers_each_once(
     rq_app: Callable[..., Flask], at: FakeAfricasTalking, redis_url: str
 ) -> None:
     app = rq_app(**at.settings(), **FAST)
-    gateway = _gateway(app)
+    gateway = gateway_of(app)
     worker = _start_worker(app, redis_url)
     try:
         at.script(["down"] * 10)
         bodies = [f"receipt {i}" for i in range(8)]
-        _queue(gateway, *bodies)
-        _wait(lambda: all(m.status == MessageStatus.SENT for m in _messages(gateway)))
+        queue(gateway, *bodies)
+        _wait(lambda: all(m.status == MessageStatus.SENT for m in outbox(gateway)))
     finally:
         _stop(worker)
     assert sorted(at.bodies_to(KE)) == sorted(bodies)  # every one, exactly once
@@ -271,16 +239,16 @@ def test_worker_killed_after_africastalking_accepted_is_settled_by_the_report(
     rq_app: Callable[..., Flask], at: FakeAfricasTalking, redis_url: str
 ) -> None:
     app = rq_app(**at.settings(), **FAST)
-    gateway = _gateway(app)
+    gateway = gateway_of(app)
     worker = _start_worker(app, redis_url)
     at.script(["hold"])
     try:
-        (message_id,) = _queue(gateway, "token 777")
+        (message_id,) = queue(gateway, "token 777")
         assert at.held.wait(20), "the worker never called the provider"
     finally:
         _kill_tree(worker)  # AT has the message; we never recorded its answer
     at.release.set()
-    assert _messages(gateway)[0].status == MessageStatus.SENDING
+    assert outbox(gateway)[0].status == MessageStatus.SENDING
     response = app.test_client().post(
         "/sms/africastalking/delivery", data=at.delivery_report(at.accepted[0])
     )
@@ -288,7 +256,7 @@ def test_worker_killed_after_africastalking_accepted_is_settled_by_the_report(
     time.sleep(2.6)  # past the lease: a sweep would resend what was not reconciled
     jobs.sweep(gateway)
     _work(app)
-    (message,) = _messages(gateway)
+    (message,) = outbox(gateway)
     assert message.status == MessageStatus.DELIVERED and message.id == message_id
     assert at.bodies_to(KE) == ["token 777"]
 
@@ -298,11 +266,11 @@ def test_worker_killed_after_twilio_accepted_is_found_by_lookup_not_resent(
     rq_app: Callable[..., Flask], tw: FakeTwilio, redis_url: str
 ) -> None:
     app = rq_app(**tw.settings(), **FAST)
-    gateway = _gateway(app)
+    gateway = gateway_of(app)
     worker = _start_worker(app, redis_url)
     tw.script(["hold"])
     try:
-        _queue(gateway, "token 888", to=TZ)
+        queue(gateway, "token 888", to=TZ)
         assert tw.held.wait(20), "the worker never called the provider"
     finally:
         _kill_tree(worker)
@@ -310,7 +278,7 @@ def test_worker_killed_after_twilio_accepted_is_found_by_lookup_not_resent(
     time.sleep(1.8)  # the lease: three timeouts and the backoff
     assert jobs.sweep(gateway)["reconciling"] == 1
     _work(app)
-    (message,) = _messages(gateway)
+    (message,) = outbox(gateway)
     assert message.status == MessageStatus.SENT
     assert message.provider_message_id == tw.messages[0]["sid"]
     assert tw.bodies_to(TZ) == ["token 888"]
@@ -325,7 +293,7 @@ def test_a_job_for_a_message_gone_or_already_sent_does_nothing(
     rq_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
     app = rq_app(**at.settings(), **FAST)
-    gateway = _gateway(app)
+    gateway = gateway_of(app)
     assert gateway.jobs.queue is not None
     gateway.jobs.queue.enqueue(jobs.send_message_job, 424242, job_id="send-message-424242-1")
     _work(app)

@@ -1,0 +1,51 @@
+"""What the messaging tests share: their phone numbers, queueing, reading the outbox.
+
+The provider stand-ins themselves are fixtures in tests/conftest.py (`at`, `tw`, `ib`).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlmodel import col, select
+
+from paygo.extensions import Gateway
+from paygo.messaging.outbox import queue_message
+from paygo.models import OutboundMessage
+
+#: A Kenyan and a Tanzanian customer (routes can send each through its own provider).
+KE = "+254711000001"
+TZ = "+255754000002"
+
+
+def gateway_of(app: Flask) -> Gateway:
+    """The app's gateway."""
+    gateway: Gateway = app.extensions["paygo"]
+    return gateway
+
+
+def queue(gateway: Gateway, *bodies: str, to: str = KE) -> list[int]:
+    """Write messages to the outbox in one transaction (sent once it commits)."""
+    with gateway.db.transaction() as session:
+        ids = [queue_message(session=session, recipient=to, body=b).id for b in bodies]
+    return [i for i in ids if i is not None]
+
+
+def outbox(gateway: Gateway) -> list[OutboundMessage]:
+    """Every outbox row, oldest first."""
+    with gateway.db.session() as session:
+        return list(session.exec(select(OutboundMessage).order_by(col(OutboundMessage.id))))
+
+
+def row(gateway: Gateway, message_id: int) -> OutboundMessage:
+    """One outbox row as it is now."""
+    with gateway.db.session() as session:
+        found = session.get(OutboundMessage, message_id)
+    assert found is not None
+    return found
+
+
+def send(app: Flask, body: str = "token", to: str = KE) -> OutboundMessage:
+    """Queue one message and return its row after the dispatcher had its go."""
+    gateway = gateway_of(app)
+    (message_id,) = queue(gateway, body, to=to)
+    return row(gateway, message_id)
