@@ -31,6 +31,7 @@ from paygo.extensions import Gateway  # noqa: E402
 from paygo.messaging import jobs  # noqa: E402
 from paygo.models import MessageStatus, OutboundMessage  # noqa: E402
 from tests.fakes.at_api import FakeAfricasTalking  # noqa: E402
+from tests.fakes.infobip_api import FakeInfobip  # noqa: E402
 from tests.fakes.twilio_api import FakeTwilio  # noqa: E402
 
 INLINE_COUNT = 500
@@ -130,11 +131,17 @@ def main() -> int:
     logging.disable(logging.WARNING)  # the console provider logs each message at INFO
     results: list[dict[str, Any]] = []
     locked = free_redis_db()
-    with tempfile.TemporaryDirectory() as tmp, FakeAfricasTalking() as at, FakeTwilio() as tw:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        FakeAfricasTalking() as at,
+        FakeTwilio() as tw,
+        FakeInfobip() as ib,
+    ):
         providers = {
             "console": {"sms_provider": "console"},
             "africastalking": at.settings(),
             "twilio": tw.settings(),
+            "infobip": ib.settings(),
         }
         for name, settings in providers.items():
             results.append(run_case(Path(tmp), name, settings, "inline", INLINE_COUNT, None))

@@ -24,6 +24,7 @@ from paygo import create_app
 from paygo.cli.db import alembic_config
 from paygo.extensions import Gateway
 from tests.fakes.at_api import FakeAfricasTalking
+from tests.fakes.infobip_api import FakeInfobip
 from tests.fakes.twilio_api import FakeTwilio
 
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -218,6 +219,14 @@ def at() -> Iterator[FakeAfricasTalking]:
 def tw() -> Iterator[FakeTwilio]:
     """Twilio's Messages API on loopback (`tw.settings()` points an app at it)."""
     with FakeTwilio() as server:
+        server.slow_seconds = 0.6
+        yield server
+
+
+@pytest.fixture
+def ib() -> Iterator[FakeInfobip]:
+    """Infobip's SMS API on loopback (`ib.settings()` points an app at it)."""
+    with FakeInfobip() as server:
         server.slow_seconds = 0.6
         yield server
 

@@ -167,6 +167,8 @@ def test_the_language_command_is_remembered(app: Flask, session: Session) -> Non
         ({"from": "12", "text": "BAL", "id": "a2"}, "phone"),
         ({"from": "+2547" + "1" * 80, "text": "BAL", "id": "a3"}, "from"),
         ({"from": KNOWN, "text": "BAL", "id": "i" * 300}, "id"),
+        ({"from": KNOWN, "text": "BAL", "id": "a\x00"}, "id"),
+        ({"from": KNOWN + "\x00", "text": "BAL", "id": "a4"}, "from"),
     ],
 )
 def test_a_malformed_inbound_message_gets_a_clear_error_and_no_reply(

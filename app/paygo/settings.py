@@ -74,6 +74,11 @@ class Settings:
     twilio_from: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_api_base_url: str | None = None
+    infobip_base_url: str | None = None
+    infobip_api_key: str | None = None
+    infobip_sender: str | None = None
+    # The secret path segment of Infobip's web hooks; unset means they answer 404.
+    infobip_callback_token: str | None = None
     quiet_hours_start: int = 20
     quiet_hours_end: int = 7
     # Outbound SMS delivery: retries, reconciliation of unknown outcomes, the sweep.
@@ -138,6 +143,10 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TWILIO_FROM": ("twilio_from", str),
     "TWILIO_MESSAGING_SERVICE_SID": ("twilio_messaging_service_sid", str),
     "TWILIO_API_BASE_URL": ("twilio_api_base_url", str),
+    "INFOBIP_BASE_URL": ("infobip_base_url", str),
+    "INFOBIP_API_KEY": ("infobip_api_key", str),
+    "INFOBIP_SENDER": ("infobip_sender", str),
+    "INFOBIP_CALLBACK_TOKEN": ("infobip_callback_token", str),
     "QUIET_HOURS_START": ("quiet_hours_start", int),
     "QUIET_HOURS_END": ("quiet_hours_end", int),
     "SMS_MAX_ATTEMPTS": ("sms_max_attempts", int),

@@ -48,6 +48,7 @@ REGISTRY: dict[str, str] = {
     "console": "paygo.messaging.providers.console:Console",
     "africastalking": "paygo.messaging.providers.africastalking:AfricasTalking",
     "twilio": "paygo.messaging.providers.twilio:Twilio",
+    "infobip": "paygo.messaging.providers.infobip:Infobip",
 }
 
 
