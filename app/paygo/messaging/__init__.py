@@ -4,8 +4,10 @@
 - `setup`: after that transaction commits, the rows are dispatched (rq job, or inline).
 - `dispatcher`: claim, send, record; unknown outcomes are reconciled, never resent blindly
   (its docstring explains the exactly-once design and its residual risk).
-- `providers`: Africa's Talking, Twilio and the console behind one interface.
+- `providers`: one plug-in module per SMS provider (console, Africa's Talking, Twilio,
+  Infobip) behind one interface, and the registry that names them.
 - `jobs`: rq job functions, the sweep, and the periodic schedule.
 - `reminders`, `templates`, `quiet`, `sms`: reminder texts, quiet hours, SMS length.
-- `reports`, `web`: delivery reports in, and the daily chase of those that never came.
+- `reports`: delivery reports recorded (paygo.web.sms serves them), and the daily chase of
+  those that never came.
 """

@@ -22,6 +22,9 @@ How a message is never sent twice
      `sending` with no provider id is taken as that row's (and records the id). If none
      arrives within `SMS_RECONCILE_AFTER_SECONDS` (default 300 s) the message is sent
      again.
+   - Infobip: we give each message its id (outbox id and a digest), so it is looked up
+     by that id in Infobip's message logs once `SMS_RECONCILE_AFTER_SECONDS` have passed
+     (the logs may trail the send); its delivery reports carry the id too.
    - Console: nothing leaves the process, so not recorded means not sent.
 
 Residual risk: an Africa's Talking message that AT accepted but whose answer we lost,
@@ -29,8 +32,10 @@ and for which no delivery report reaches us within the window (reports not confi
 at AT, or our endpoint down that long), is sent a second time. Two messages in
 `sending` to the same number at the same moment could take each other's report (the
 oldest wins). With Twilio, a message that does not show in its list within the lease
-(listing lag) could be sent twice. A provider call that outlives its own timeout and
-the lease margin could race a reconciliation. We chose a possible duplicate over a lost
+(listing lag) could be sent twice, and likewise with Infobip for a message its logs do
+not show within the window (the resend carries the same id, which Infobip may refuse).
+A provider call that outlives its own timeout and the lease margin could race a
+reconciliation. We chose a possible duplicate over a lost
 token in these narrow cases: a repeated token SMS is harmless, a missing one leaves a
 customer in the dark.
 """
