@@ -319,7 +319,7 @@ def test_a_delivery_report_marks_the_message_delivered_and_a_replay_changes_noth
     report = ib.delivery_report(ib.messages[0])
     response = client.post(ib.report_path(), json=report)
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "recorded": 1, "ignored": 0}
+    assert response.get_json() == {"status": "ok", "recorded": 1, "ignored": 0}
     first = row(gateway_of(app), message.id or 0)
     assert first.status == MessageStatus.DELIVERED
     assert first.status_reason == "infobip DELIVERED_TO_HANDSET"
@@ -347,7 +347,7 @@ def test_a_report_for_a_send_whose_answer_was_lost_finds_our_message_by_its_id(
     message = send(app)
     assert message.status == MessageStatus.SENDING and message.provider_message_id is None
     report = ib.delivery_report(ib.messages[0], "PENDING_ENROUTE")
-    assert app.test_client().post(ib.report_path(), json=report).json["recorded"] == 1
+    assert app.test_client().post(ib.report_path(), json=report).get_json()["recorded"] == 1
     stored = row(gateway_of(app), message.id or 0)
     assert stored.status == MessageStatus.SENT and stored.next_attempt_at is None
     assert stored.provider_message_id == ib.messages[0]["messageId"]
@@ -359,7 +359,7 @@ def test_a_report_about_no_message_of_ours_is_acknowledged_and_ignored(
     app = make_app(**ib.settings())
     report = {"results": [{"messageId": "somebody-elses", "status": status("EXPIRED_EXPIRED")}]}
     response = app.test_client().post(ib.report_path(), json=report)
-    assert response.status_code == 200 and response.json["ignored"] == 1
+    assert response.status_code == 200 and response.get_json()["ignored"] == 1
 
 
 @pytest.mark.parametrize(
@@ -378,7 +378,7 @@ def test_a_wrong_or_missing_path_token_is_403_and_changes_nothing(
     app = make_app(**ib.settings())
     message = send(app)
     response = app.test_client().post(path, json=ib.delivery_report(ib.messages[0]))
-    assert response.status_code == 403 and response.json["error"] == "forbidden"
+    assert response.status_code == 403 and response.get_json()["error"] == "forbidden"
     stored = row(gateway_of(app), message.id or 0)
     assert stored.status == MessageStatus.SENT and stored.delivered_at is None
 
@@ -389,7 +389,7 @@ def test_without_a_callback_token_the_web_hooks_are_404(
 ) -> None:
     app = make_app(**ib.settings(infobip_callback_token=None))
     response = app.test_client().post(path, json=FakeInfobip.inbound(("m1", "254711000001", "BAL")))
-    assert response.status_code == 404 and response.json["error"] == "not_found"
+    assert response.status_code == 404 and response.get_json()["error"] == "not_found"
 
 
 def test_an_unknown_web_hook_route_is_404(make_app: Callable[..., Flask], ib: FakeInfobip) -> None:
@@ -449,8 +449,8 @@ def test_bad_reports_get_a_clear_400_and_change_nothing(
         body = {"results": [good, *body["results"]]}
         field = field.replace("results[0]", "results[1]")
     response = _post(app, ib.report_path(), body)
-    assert response.status_code == 400 and response.json["error"] == "invalid_input"
-    assert response.json.get("field", "") == field
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_input"
+    assert response.get_json().get("field", "") == field
     assert row(gateway_of(app), message.id or 0).status == MessageStatus.SENT
 
 
@@ -459,7 +459,7 @@ def test_a_huge_report_is_refused_before_it_is_read(
 ) -> None:
     app = make_app(**ib.settings())
     response = _post(app, ib.report_path(), {"results": [{"messageId": "m" * 300_000}]})
-    assert response.status_code == 413 and response.json["error"]
+    assert response.status_code == 413 and response.get_json()["error"]
 
 
 def _post(app: Flask, path: str, body: Any) -> Any:
@@ -478,9 +478,9 @@ def test_an_inbound_command_is_answered_through_the_outbox_once(
         one_account(session, gw(app), "en")
     pushed = FakeInfobip.inbound(("817790313235066447", "254711000001", "BAL 10000004"))
     first = app.test_client().post(ib.inbound_path(), json=pushed)
-    assert first.status_code == 200 and first.json["status"] == "queued"
+    assert first.status_code == 200 and first.get_json()["status"] == "queued"
     again = app.test_client().post(ib.inbound_path(), json=pushed)
-    assert again.json == {"status": "repeated", "message_id": first.json["message_id"]}
+    assert again.get_json() == {"status": "repeated", "message_id": first.get_json()["message_id"]}
     (reply,) = ib.bodies_to(KNOWN)
     assert reply.startswith("Account 10000004: 12.5 days left")
 
@@ -494,7 +494,7 @@ def test_a_batch_of_inbound_messages_gets_one_reply_each(
     pushed = FakeInfobip.inbound(("m1", "254711000001", "BAL"), ("m2", "254711000001", "HELP"))
     response = app.test_client().post(ib.inbound_path(), json=pushed)
     assert response.status_code == 200
-    assert [m["status"] for m in response.json["messages"]] == ["queued", "queued"]
+    assert [m["status"] for m in response.get_json()["messages"]] == ["queued", "queued"]
     assert len(ib.bodies_to(KNOWN)) == 2
 
 
@@ -525,8 +525,8 @@ def test_a_malformed_inbound_message_gets_a_clear_error_and_no_reply(
 ) -> None:
     app = make_app(**ib.settings())
     response = _post(app, ib.inbound_path(), {"results": [entry]})
-    assert response.status_code == 400 and response.json["error"] == "invalid_input"
-    assert response.json["field"] == field
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_input"
+    assert response.get_json()["field"] == field
     with gw(app).db.session() as session:
         assert session.exec(select(OutboundMessage)).first() is None
 
