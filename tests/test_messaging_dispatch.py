@@ -75,11 +75,16 @@ def test_the_same_dedupe_key_written_twice_is_sent_once(
 def test_provider_down_for_a_while_then_back_delivers_every_message_once(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    gateway = gateway_of(make_app(**at.settings(), **FAST))
-    at.script(["down"] * 8)
+    # A backoff longer than a send takes: with 10 ms, a loaded machine found the retry
+    # already due when the refusal was recorded and resent at once, outlasting a fixed
+    # number of scripted outages. The provider stays down until the test says so.
+    slower = {"sms_retry_base_seconds": 0.2, "sms_retry_max_seconds": 0.5, "sms_max_attempts": 50}
+    gateway = gateway_of(make_app(**at.settings(), **{**FAST, **slower}))
+    at.default = "down"
     bodies = [f"message {i}" for i in range(5)]
     ids = queue(gateway, *bodies)
     assert at.accepted == [] and {m.status for m in outbox(gateway)} == {"queued"}
+    at.default = "ok"
     _until(lambda: all(m.status == MessageStatus.SENT for m in outbox(gateway)), gateway)
     assert sorted(at.bodies_to(KE)) == sorted(bodies)  # each exactly once
     assert max(row(gateway, i).attempts for i in ids) > 1
