@@ -5,11 +5,14 @@ The provider stand-ins themselves are fixtures in tests/conftest.py (`at`, `tw`,
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from paygo.extensions import Gateway
 from paygo.messaging.outbox import queue_message
+from paygo.messaging.sending import send_committed
 from paygo.models import OutboundMessage
 
 #: A Kenyan and a Tanzanian customer (routes can send each through its own provider).
@@ -24,10 +27,19 @@ def gateway_of(app: Flask) -> Gateway:
 
 
 def queue(gateway: Gateway, *bodies: str, to: str = KE) -> list[int]:
-    """Write messages to the outbox in one transaction (sent once it commits)."""
+    """Write messages to the outbox in one transaction, then send them as writers do."""
     with gateway.db.transaction() as session:
-        ids = [queue_message(session=session, recipient=to, body=b).id for b in bodies]
-    return [i for i in ids if i is not None]
+        ids = [write(session, to, b).id for b in bodies]
+    written = [i for i in ids if i is not None]
+    send_committed(gateway, written)
+    return written
+
+
+def write(session: Session, to: str, body: str, **fields: Any) -> OutboundMessage:
+    """Write one message in the caller's transaction (nothing is sent)."""
+    message = queue_message(session=session, recipient=to, body=body, **fields)
+    assert message is not None
+    return message
 
 
 def outbox(gateway: Gateway) -> list[OutboundMessage]:

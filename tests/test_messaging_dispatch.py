@@ -14,11 +14,12 @@ from flask import Flask
 from paygo.extensions import Gateway
 from paygo.messaging import dispatcher, jobs, quiet, setup
 from paygo.messaging.outbox import queue_message
+from paygo.messaging.sending import send_committed
 from paygo.models import MessageStatus, OutboundMessage, utcnow
 from paygo.settings import Settings
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
-from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue, row
+from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue, row, write
 
 #: Small timeouts and backoff so faults play out in a fraction of a second.
 FAST: dict[str, Any] = {
@@ -43,8 +44,9 @@ def test_a_message_is_sent_once_its_transaction_commits(
 ) -> None:
     gateway = gateway_of(make_app(**at.settings(), **FAST))
     with gateway.db.transaction() as session:
-        message = queue_message(session=session, recipient=KE, body="Token 123 456 789")
+        message = write(session, KE, "Token 123 456 789")
         assert at.accepted == []  # nothing leaves before the commit
+    send_committed(gateway, [message.id or 0])
     sent = row(gateway, message.id or 0)
     assert sent.status == MessageStatus.SENT and sent.provider == "africastalking"
     assert sent.provider_message_id == at.accepted[0]["id"] and sent.attempts == 1
@@ -68,7 +70,11 @@ def test_the_same_dedupe_key_written_twice_is_sent_once(
     gateway = gateway_of(make_app(**at.settings(), **FAST))
     for _ in range(2):
         with gateway.db.transaction() as session:
-            queue_message(session=session, recipient=KE, body="receipt", dedupe_key="payment:1")
+            message = queue_message(
+                session=session, recipient=KE, body="receipt", dedupe_key="payment:1"
+            )
+            written = [message.id or 0] if message is not None else []
+        send_committed(gateway, written)
     assert at.bodies_to(KE) == ["receipt"]
 
 
@@ -294,8 +300,9 @@ def test_a_reminder_during_quiet_hours_waits_for_the_morning(
         make_app(**at.settings(), **FAST, quiet_hours_start=hour, quiet_hours_end=(hour - 1) % 24)
     )
     with gateway.db.transaction() as session:
-        reminder = queue_message(session=session, recipient=KE, body="pay soon", kind="reminder")
-        reply = queue_message(session=session, recipient=KE, body="your balance")
+        reminder = write(session, KE, "pay soon", kind="reminder")
+        reply = write(session, KE, "your balance")
+    send_committed(gateway, [reminder.id or 0, reply.id or 0])
     assert at.bodies_to(KE) == ["your balance"]  # replies ignore quiet hours
     held = row(gateway, reminder.id or 0)
     assert held.status == MessageStatus.QUEUED and held.attempts == 0

@@ -18,7 +18,7 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from paygo.cli.worker import make_worker
-from paygo.messaging import jobs
+from paygo.messaging import jobs, sending
 from paygo.models import MessageStatus, OutboundMessage
 from tests.conftest import TEST_SETTINGS
 from tests.fakes.at_api import FakeAfricasTalking
@@ -58,10 +58,10 @@ def test_each_committed_message_becomes_one_job_and_a_repeat_is_harmless(
     assert at.accepted == []  # nothing is sent in the web process
     assert gateway.jobs.queue is not None
     assert gateway.jobs.queue.job_ids == [f"send-message-{message_id}-1"]
-    jobs.dispatch_pending(gateway, [message_id])  # enqueued again while pending
+    sending.send_committed(gateway, [message_id])  # enqueued again while pending
     assert gateway.jobs.queue.count == 1
     _work(app)
-    jobs.dispatch_pending(gateway, [message_id])  # and again once done
+    sending.send_committed(gateway, [message_id])  # and again once done
     _work(app)
     assert at.bodies_to(KE) == ["token 123"]
     assert outbox(gateway)[0].status == MessageStatus.SENT
@@ -295,6 +295,6 @@ def test_a_job_for_a_message_gone_or_already_sent_does_nothing(
     app = rq_app(**at.settings(), **FAST)
     gateway = gateway_of(app)
     assert gateway.jobs.queue is not None
-    gateway.jobs.queue.enqueue(jobs.send_message_job, 424242, job_id="send-message-424242-1")
+    gateway.jobs.queue.enqueue(sending.send_message_job, 424242, job_id="send-message-424242-1")
     _work(app)
     assert Queue("paygo", connection=gateway.redis).count == 0 and at.requests == 0

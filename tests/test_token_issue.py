@@ -93,7 +93,7 @@ def _operator(
     now: datetime = NOW,
     reason: str = "test",
 ) -> list[Token]:
-    tokens = operator_token(
+    issued = operator_token(
         session=session,
         keys=gateway.keys,
         account=account,
@@ -104,7 +104,7 @@ def _operator(
         now=now,
     )
     session.commit()
-    return tokens
+    return issued.tokens
 
 
 def _run_threads(targets: list[threading.Thread]) -> None:

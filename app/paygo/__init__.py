@@ -40,7 +40,7 @@ def register_extensions(app: Flask, settings: Any) -> None:
     from paygo.messaging import setup as messaging
 
     extensions.init_app(app, settings)
-    # Sends outbox rows after their transaction commits (rq job, or inline without Redis).
+    # Without Redis, a thread in the web process runs the sweeps and reminders.
     messaging.init_app(app)
 
 

@@ -18,6 +18,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def row_id(value: int | None) -> int:
+    """The id of a row that has been flushed (a row not yet written has none)."""
+    if value is None:
+        raise RuntimeError("row has no id; flush first")
+    return value
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp on every backend (SQLite stores it naive)."""
 

@@ -11,7 +11,8 @@ from paygo.cli.output import emit, fail, handles_errors, json_option
 from paygo.errors import NotFound
 from paygo.extensions import current_gateway
 from paygo.messaging import jobs, outbox, reports
-from paygo.models import MessageStatus, OutboundMessage, utcnow
+from paygo.messaging.sending import send_committed
+from paygo.models import MessageStatus, OutboundMessage, row_id, utcnow
 from paygo.phones import try_normalise
 
 
@@ -97,8 +98,8 @@ def retry(message_id: int | None, retry_all: bool, as_json: bool) -> None:
                 target_type="message",
                 target_id=message.id,
             )
-        ids = [m.id for m in targets]
-    # Committed: the messages are on their way (a job each, or sent inline).
+        ids = [row_id(m.id) for m in targets]
+    send_committed(gateway, ids)  # a job each, or sent inline
     emit(
         as_json,
         {"retried": ids},

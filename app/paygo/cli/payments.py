@@ -13,6 +13,7 @@ from paygo.cli.output import emit, handles_errors, json_option
 from paygo.cli.tokens import record_payment
 from paygo.errors import InvalidInput
 from paygo.extensions import current_gateway
+from paygo.messaging.sending import send_committed
 from paygo.models import Payment, utcnow
 from paygo.money import format_minor
 from paygo.payments import reconcile, reversals, tasks
@@ -76,9 +77,10 @@ def assign(payment_id: int, account: str, actor: str, as_json: bool) -> None:
             actor=actor,
             now=utcnow(),
         )
+    send_committed(gateway, outcome.outgoing)
     emit(
         as_json,
-        asdict(outcome),
+        {k: v for k, v in asdict(outcome).items() if k != "outgoing"},
         f"payment #{payment_id} credited to account {outcome.account_number}",
     )
 
@@ -112,6 +114,7 @@ def reverse(payment_id: int, reason: str, actor: str, as_json: bool) -> None:
             }
             for t in done.tokens
         ]
+    send_committed(gateway, done.outgoing)
     data = {
         "payment_id": done.payment_id,
         "account_number": done.account_number,

@@ -10,6 +10,7 @@ from flask.cli import with_appcontext
 from paygo import accounts
 from paygo.cli.output import emit, handles_errors, json_option
 from paygo.extensions import current_gateway
+from paygo.messaging.sending import send_committed
 from paygo.models import Account, Device, PaymentPlan, Token, utcnow
 from paygo.money import format_minor, to_minor
 from paygo.tokens import operator
@@ -89,7 +90,7 @@ def issue(number: str, kind: str, days: int | None, reason: str, actor: str, as_
     gateway = current_gateway()
     with gateway.db.transaction() as session:
         account = accounts.get_account(session=session, number=number)
-        tokens = operator.operator_token(
+        issued = operator.operator_token(
             session=session,
             keys=gateway.keys,
             account=account,
@@ -100,7 +101,8 @@ def issue(number: str, kind: str, days: int | None, reason: str, actor: str, as_
             now=utcnow(),
         )
         device = session.get(Device, account.device_id)
-        data = _summary(tokens, device.time_divider if device else 1)
+        data = _summary(issued.tokens, device.time_divider if device else 1)
+    send_committed(gateway, issued.outgoing)
     emit(as_json, data, *(_line(t) for t in data["tokens"]))
 
 
@@ -202,6 +204,7 @@ def record_payment(
             "overpayment": result.quote.overpayment,
             "message_id": result.message_id,
         }
+    send_committed(gateway, result.outgoing)
     emit(as_json, data, *(_line(t) for t in data["tokens"]), _outcome(result, data, plan.currency))
 
 

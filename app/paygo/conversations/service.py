@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.resources import files
@@ -28,8 +28,8 @@ from paygo.conversations.sessions import DatabaseSessions, Lockout, RedisSession
 from paygo.conversations.validation import load_flows
 from paygo.db import Database
 from paygo.errors import FlowError, GatewayError
-from paygo.messaging.outbox import queue_message
-from paygo.models import MessageStatus, OutboundMessage, utcnow
+from paygo.messaging.outbox import Outgoing, queue_message
+from paygo.models import MessageStatus, OutboundMessage, row_id, utcnow
 from paygo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ class Conversations:
     db: Database
     settings: Settings
     actions_engine: SaEngine
+    #: Sends outbox rows once their transaction has committed (messaging.sending).
+    send_committed: Callable[[Iterable[Outgoing]], None]
     clock: Callable[[], datetime] = field(default=utcnow)
 
     def context(self, *, phone: str, channel: str) -> Context:
@@ -78,7 +80,13 @@ class Conversations:
         return self.engine.flows[flow].string("sorry", lang or self.settings.default_language)
 
 
-def build(*, settings: Settings, db: Database, redis: Redis | None) -> Conversations:
+def build(
+    *,
+    settings: Settings,
+    db: Database,
+    redis: Redis | None,
+    send_committed: Callable[[Iterable[Outgoing]], None],
+) -> Conversations:
     """Load and validate the flows (FlowError names file, state and language) and wire up."""
     flows = load_flows(flows_dir(settings), ACTIONS, constants(settings))
     for needed in (USSD_FLOW, SMS_FLOW):
@@ -106,6 +114,7 @@ def build(*, settings: Settings, db: Database, redis: Redis | None) -> Conversat
         db=db,
         settings=settings,
         actions_engine=_actions_engine(db),
+        send_committed=send_committed,
     )
 
 
@@ -257,27 +266,32 @@ def answer_sms(
     provider_message_id: str,
     sent_by_provider: bool = False,
 ) -> SmsAnswer:
-    """Reply to a command once per inbound message; the reply waits in the outbox.
+    """Reply to a command once per inbound message: queue the reply, then send it.
 
     With `sent_by_provider` (Twilio, which sends the TwiML reply itself) the outbox row
-    records the reply as already sent, so the dispatcher does not send it twice.
+    records the reply as already sent, and nothing else sends it.
     """
     key = f"sms-reply:{provider}:{provider_message_id}"
     with conv.db.transaction() as session:
         existing = _message(session, key)
         if existing is not None:
-            return SmsAnswer(text=existing.body, message_id=_id(existing), repeated=True)
+            return SmsAnswer(text=existing.body, message_id=row_id(existing.id), repeated=True)
     body = _sms_reply(conv, phone=phone, text=text)
     with conv.db.transaction() as session:
         message = queue_message(
             session=session, recipient=phone, body=body, kind="reply", dedupe_key=key
         )
-        repeated = message.body != body or message.status != MessageStatus.QUEUED
-        if sent_by_provider and not repeated:
+        if message is None:  # the same inbound message, answered meanwhile
+            answered = _message(session, key)
+            assert answered is not None
+            return SmsAnswer(text=answered.body, message_id=row_id(answered.id), repeated=True)
+        if sent_by_provider:
             message.status, message.provider = MessageStatus.SENT, provider
             message.sent_at = message.updated_at = conv.clock()
             session.add(message)
-        return SmsAnswer(text=message.body, message_id=_id(message), repeated=repeated)
+    if not sent_by_provider:
+        conv.send_committed([row_id(message.id)])
+    return SmsAnswer(text=message.body, message_id=row_id(message.id), repeated=False)
 
 
 def _sms_reply(conv: Conversations, *, phone: str, text: str) -> str:
@@ -297,8 +311,3 @@ def _sms_reply(conv: Conversations, *, phone: str, text: str) -> str:
 
 def _message(session: Session, key: str) -> OutboundMessage | None:
     return session.exec(select(OutboundMessage).where(OutboundMessage.dedupe_key == key)).first()
-
-
-def _id(message: OutboundMessage) -> int:
-    assert message.id is not None
-    return message.id

@@ -6,10 +6,13 @@ FlowError says which file, state and language.
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Flask
 
 from paygo.conversations import service
 from paygo.extensions import current_gateway
+from paygo.messaging import sending
 
 
 def init_app(app: Flask) -> None:
@@ -18,7 +21,10 @@ def init_app(app: Flask) -> None:
 
     gateway = app.extensions["paygo"]
     gateway.services["conversations"] = service.build(
-        settings=gateway.settings, db=gateway.db, redis=gateway.redis
+        settings=gateway.settings,
+        db=gateway.db,
+        redis=gateway.redis,
+        send_committed=partial(sending.send_committed, gateway),
     )
     app.register_blueprint(ussd.bp)
 

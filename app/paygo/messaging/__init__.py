@@ -1,12 +1,14 @@
 """Outbound messaging: the outbox, SMS providers, the dispatcher and scheduled reminders.
 
-- `outbox`: `queue_message` writes a row in the caller's transaction; nothing else to do.
-- `setup`: after that transaction commits, the rows are dispatched (rq job, or inline).
+- `outbox`: `queue_message` writes a row in the caller's transaction and returns it.
+- `sending`: `send_committed` sends what a transaction wrote, once it has committed (an
+  rq job per message, inline without Redis, or at once for a row written claimed).
 - `dispatcher`: claim, send, record; unknown outcomes are reconciled, never resent blindly
   (its docstring explains the exactly-once design and its residual risk).
 - `providers`: one plug-in module per SMS provider (console, Africa's Talking, Twilio,
   Infobip) behind one interface, and the registry that names them.
-- `jobs`: rq job functions, the sweep, and the periodic schedule.
+- `jobs`: the periodic work (the outbox sweep, reminders, the delivery-report chase).
+- `setup`: without Redis, the thread in the web process that runs that periodic work.
 - `reminders`, `templates`, `quiet`, `sms`: reminder texts, quiet hours, SMS length.
 - `reports`: delivery reports recorded (paygo.web.sms serves them), and the daily chase of
   those that never came.

@@ -55,6 +55,7 @@ from sqlmodel import Session, col, select
 from paygo.errors import ProviderError
 from paygo.extensions import Gateway
 from paygo.messaging import quiet
+from paygo.messaging.outbox import Claim
 from paygo.messaging.providers import (
     Accepted,
     OutcomeUnknown,
@@ -80,17 +81,6 @@ FINAL = frozenset({MessageStatus.DELIVERED, MessageStatus.UNDELIVERABLE, Message
 QUIET_KINDS = frozenset({"reminder"})
 #: A claim outlives this many provider timeouts (connect + read, and a margin).
 LEASE_TIMEOUTS = 3
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A message this worker owns for one attempt."""
-
-    message_id: int
-    attempt: int
-    provider: str
-    recipient: str
-    body: str
 
 
 @dataclass(frozen=True)
@@ -140,9 +130,10 @@ class ClaimOnWrite:
 
     A payment's receipt is written in the crediting transaction already `sending`,
     attempt 1, with its lease, exactly as `_claim` would leave it: no other sender can
-    take it, and the job that wrote it sends it once that transaction commits, without
-    a claiming transaction of its own. A job that dies before sending leaves a row whose
-    lease runs out and is reconciled like any other.
+    take it, and the job that wrote it hands its Claim (`outbox.outgoing`) to
+    `send_committed` once that transaction commits, without a claiming transaction of
+    its own. A job that dies before sending leaves a row whose lease runs out and is
+    reconciled like any other.
     """
 
     def __init__(self, gateway: Gateway) -> None:
@@ -166,15 +157,6 @@ class ClaimOnWrite:
         message.next_attempt_at = _lease(self.gateway.settings, provider, 1, now)
         message.updated_at = now
         return True
-
-
-def send_claimed(gateway: Gateway, message: OutboundMessage) -> Outcome:
-    """Send a row its writer claimed with ClaimOnWrite, once that write has committed."""
-    assert message.id is not None and message.provider is not None
-    return send_claim(
-        gateway,
-        Claim(message.id, message.attempts, message.provider, message.recipient, message.body),
-    )
 
 
 def _lease(settings: Settings, provider: SmsProvider, attempt: int, now: datetime) -> datetime:

@@ -1,59 +1,40 @@
-"""Messaging's background work: rq jobs by message id, and the same steps inline.
+"""Messaging's periodic work: the outbox sweep, reminders, the delivery-report chase.
 
-With REDIS_URL, every send is an rq job whose id is derived from the work
-(`send-message-17-1` is attempt 1 of message 17; rq allows letters, digits, `_`
-and `-` only), so enqueuing it twice is harmless, and
-a retry is scheduled at its backoff time (the worker runs rq's scheduler). Without
-Redis the same steps run inline right after the writing transaction commits, and a
-thread in the web process (paygo.messaging.setup) runs the periodic work below.
-
-Either way the outbox is the source of truth: the sweep re-enqueues every queued
-message that is due and reconciles every `sending` row whose lease ran out, so a
-flushed or restarted Redis loses nothing.
+The outbox is the source of truth: the sweep re-enqueues (or, without Redis, sends)
+every queued message that is due and reconciles every `sending` row whose lease ran out,
+so a flushed or restarted Redis, or a writer that died before sending, loses nothing.
+With REDIS_URL the worker's scheduler runs these jobs; without it a thread in the web
+process does (paygo.messaging.setup). Sending right after a commit is
+`paygo.messaging.sending`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.exceptions import RedisError
-from sqlmodel import Session
-
-from paygo import faults
 from paygo.extensions import Gateway, current_gateway
-from paygo.messaging import dispatcher, outbox, reminders, reports
+from paygo.messaging import outbox, reminders, reports
 from paygo.messaging.dispatcher import Outcome
-from paygo.models import OutboundMessage, utcnow
+from paygo.messaging.sending import (
+    enqueue,
+    reconcile_job_id,
+    reconcile_message_job,
+    run_reconcile,
+    run_send,
+    send_job_id,
+    send_message_job,
+)
+from paygo.models import utcnow
+from paygo.payments.tasks import sweep_payments_job
 
 log = logging.getLogger(__name__)
 
 #: Outcomes that mean the provider is in trouble: an inline sweep stops its pass there.
 TROUBLE = frozenset({"retry", "unknown"})
-
-
-def send_job_id(message_id: int, attempt: int, at: datetime | None = None) -> str:
-    """The rq job id of one attempt (and of a deferred send, by its time)."""
-    suffix = f"-at{int(at.timestamp())}" if at is not None else ""
-    return f"send-message-{message_id}-{attempt}{suffix}"
-
-
-def reconcile_job_id(message_id: int, attempt: int) -> str:
-    """The rq job id of the reconciliation of one attempt."""
-    return f"reconcile-message-{message_id}-{attempt}"
-
-
-def send_message_job(message_id: int) -> str:
-    """rq job: send one message (a repeat is harmless: the claim admits one attempt)."""
-    return run_send(current_gateway(), message_id).action
-
-
-def reconcile_message_job(message_id: int) -> str:
-    """rq job: settle a message whose send outcome is unknown."""
-    return run_reconcile(current_gateway(), message_id).action
 
 
 def sweep_job() -> dict[str, int]:
@@ -62,7 +43,7 @@ def sweep_job() -> dict[str, int]:
 
 
 def reminders_job() -> int:
-    """rq job: write the reminders due now (sent after the commit)."""
+    """rq job: write the reminders due now, and send them."""
     return len(reminders.write_due(current_gateway()))
 
 
@@ -74,100 +55,6 @@ def daily_reconcile_job() -> dict[str, int]:
     return counts
 
 
-def run_send(gateway: Gateway, message_id: int) -> Outcome:
-    """Deliver one message and schedule whatever comes next."""
-    outcome = dispatcher.deliver(gateway, message_id)
-    follow_up(gateway, outcome)
-    return outcome
-
-
-def run_reconcile(gateway: Gateway, message_id: int) -> Outcome:
-    """Reconcile one message and schedule whatever comes next."""
-    outcome = dispatcher.reconcile(gateway, message_id)
-    follow_up(gateway, outcome)
-    return outcome
-
-
-def follow_up(gateway: Gateway, outcome: Outcome) -> None:
-    """Schedule a message's next step: a retry, a reconciliation or a deferred send."""
-    if outcome.at is None or outcome.action not in {"retry", "unknown", "deferred"}:
-        return
-    now = utcnow()
-    if gateway.jobs.inline:
-        # Without Redis an immediate resend runs now; later steps wait for the sweep.
-        if outcome.action == "retry" and outcome.at <= now:
-            run_send(gateway, outcome.message_id)
-        return
-    delay = outcome.at - now
-    if outcome.action == "unknown":
-        _enqueue(
-            gateway,
-            reconcile_message_job,
-            outcome.message_id,
-            delay=delay,
-            job_id=reconcile_job_id(outcome.message_id, outcome.attempt),
-        )
-    else:
-        at = outcome.at if outcome.action == "deferred" else None
-        _enqueue(
-            gateway,
-            send_message_job,
-            outcome.message_id,
-            delay=delay,
-            job_id=send_job_id(outcome.message_id, outcome.attempt, at),
-        )
-
-
-def _enqueue(
-    gateway: Gateway,
-    func: Callable[[int], Any],
-    message_id: int,
-    *,
-    job_id: str,
-    delay: timedelta | None = None,
-) -> bool:
-    try:
-        gateway.jobs.enqueue(func, message_id, job_id=job_id, delay=delay)
-        return True
-    except RedisError as exc:
-        log.warning("could not enqueue %s (%s); the sweep will pick it up", job_id, exc)
-        return False
-
-
-def send_what_it_writes(gateway: Gateway, session: Session) -> None:
-    """Messages this transaction writes are claimed as written and sent by this process
-    as soon as it commits (dispatcher.ClaimOnWrite).
-
-    A payment's receipt is sent by the job that credited it: the customer gets the code
-    sooner, and the worker saves a claiming transaction and a second rq job (about 60
-    Redis commands of bookkeeping). Work that writes many messages at once (reminders)
-    still hands each one to its own job.
-    """
-    session.info[outbox.CLAIM_ON_WRITE] = dispatcher.ClaimOnWrite(gateway)
-
-
-def send_claimed(gateway: Gateway, messages: Iterable[OutboundMessage]) -> None:
-    """Send rows claimed as they were written, now that their transaction has committed."""
-    for message in messages:
-        faults.point("claimed_unsent")
-        try:
-            follow_up(gateway, dispatcher.send_claimed(gateway, message))
-        except Exception:  # the row stays `sending`; its lease runs out and it is settled
-            log.exception("sending message %s failed", message.id)
-
-
-def dispatch_pending(gateway: Gateway, message_ids: Iterable[int]) -> None:
-    """Send messages just committed: an rq job each, or inline when there is no Redis."""
-    for message_id in message_ids:
-        if not gateway.jobs.inline:
-            _enqueue(gateway, send_message_job, message_id, job_id=send_job_id(message_id, 1))
-            continue
-        try:
-            run_send(gateway, message_id)
-        except Exception:  # the row stays queued or sending: the sweep settles it
-            log.exception("sending message %s inline failed", message_id)
-
-
 def sweep(gateway: Gateway, *, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
     """Enqueue (or, inline, send) every due message; reconcile expired `sending` rows."""
     now = now or utcnow()
@@ -176,14 +63,14 @@ def sweep(gateway: Gateway, *, now: datetime | None = None, limit: int = 500) ->
         due = outbox.due(session=session, now=now, limit=limit)
     if not gateway.jobs.inline:
         for message_id, attempts in expired:
-            _enqueue(
+            enqueue(
                 gateway,
                 reconcile_message_job,
                 message_id,
                 job_id=reconcile_job_id(message_id, attempts),
             )
         for message_id, attempts in due:
-            _enqueue(
+            enqueue(
                 gateway, send_message_job, message_id, job_id=send_job_id(message_id, attempts + 1)
             )
         return {"reconciling": len(expired), "due": len(due)}
@@ -219,8 +106,6 @@ class Periodic:
 
 def periodic_jobs(gateway: Gateway) -> list[Periodic]:
     """The schedule: the sweeps, hourly reminders, the daily delivery-report chase."""
-    from paygo.payments.tasks import sweep_payments_job
-
     sweep_every = gateway.settings.sms_sweep_interval_seconds
     return [
         Periodic("messages-sweep", sweep_job, timedelta(seconds=sweep_every)),

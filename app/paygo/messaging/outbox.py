@@ -1,12 +1,14 @@
-"""The outbox: domain code writes rows here in its own transaction; a job sends them.
+"""The outbox: domain code writes rows here in its own transaction, then sends them.
 
-`queue_message` also notes the new row's id on the session; when that session's
-transaction commits, the messaging setup (paygo.messaging.setup) hands the ids to the
-dispatcher, so callers never enqueue anything themselves.
+`queue_message` returns the row it wrote. The code that commits the transaction hands
+what it wrote (`outgoing`) to `paygo.messaging.sending.send_committed` once the commit is
+done; the outbox sweep sends whatever a crash or a lost queue left behind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Insert
@@ -15,14 +17,27 @@ from sqlmodel import Session, col, or_, select
 
 from paygo.models import MessageStatus, OutboundMessage
 
-#: session.info key holding the ids written in the session's current transaction.
-NEW_IDS = "paygo.outbox.new"
-#: session.info key: a callable that marks each new row claimed for sending by the
-#: writer itself (see dispatcher.ClaimOnWrite); such rows are listed under NEW_CLAIMED.
-CLAIM_ON_WRITE = "paygo.outbox.claim-on-write"
-NEW_CLAIMED = "paygo.outbox.new-claimed"
 #: States an operator may send again by hand.
 RETRYABLE = (MessageStatus.FAILED, MessageStatus.UNDELIVERABLE)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A message this worker owns for one attempt."""
+
+    message_id: int
+    attempt: int
+    provider: str
+    recipient: str
+    body: str
+
+
+#: Marks a row claimed for sending as it is written (dispatcher.ClaimOnWrite); False
+#: leaves it queued.
+Claimer = Callable[[OutboundMessage], bool]
+#: What a writer hands to `send_committed` for a row it wrote: the row's id (the
+#: dispatcher claims it and sends it), or its Claim when it was written already claimed.
+Outgoing = int | Claim
 
 
 def queue_message(
@@ -34,8 +49,13 @@ def queue_message(
     dedupe_key: str | None = None,
     account_id: int | None = None,
     payment_id: int | None = None,
-) -> OutboundMessage:
-    """Write one outbound SMS in the caller's transaction (once per dedupe key)."""
+    claim: Claimer | None = None,
+) -> OutboundMessage | None:
+    """Write one outbound SMS in the caller's transaction; None when its dedupe key is taken.
+
+    With `claim`, the row may be written already claimed by the writer, who then sends it
+    itself once its transaction commits (see `outgoing`).
+    """
     message = OutboundMessage(
         recipient=recipient,
         body=body,
@@ -44,29 +64,33 @@ def queue_message(
         account_id=account_id,
         payment_id=payment_id,
     )
-    claim = session.info.get(CLAIM_ON_WRITE)
     # Not inside a savepoint: one rolled back would leave a claim for a row never written.
-    claimed = claim is not None and not session.in_nested_transaction() and claim(message)
+    if claim is not None and not session.in_nested_transaction():
+        claim(message)
     if dedupe_key is None:
         session.add(message)
         session.flush()
-    else:
-        # One statement whether or not the key is taken: no look-up first, no savepoint,
-        # and a concurrent writer of the same key simply leaves us nothing to insert.
-        inserted = session.scalars(
-            _insert_once(session.get_bind().dialect.name)
-            .values({c.key: getattr(message, c.key) for c in _COLUMNS})
-            .returning(OutboundMessage)
-        ).first()
-        if inserted is None:  # already written: theirs is the message
-            return session.exec(
-                select(OutboundMessage).where(OutboundMessage.dedupe_key == dedupe_key)
-            ).one()
-        message = inserted
-    if claimed:
-        session.info.setdefault(NEW_CLAIMED, []).append(message)
-    session.info.setdefault(NEW_IDS, set()).add(message.id)
-    return message
+        return message
+    # One statement whether or not the key is taken: no look-up first, no savepoint,
+    # and a concurrent writer of the same key simply leaves us nothing to insert.
+    inserted: OutboundMessage | None = session.scalars(
+        _insert_once(session.get_bind().dialect.name)
+        .values({c.key: getattr(message, c.key) for c in _COLUMNS})
+        .returning(OutboundMessage)
+    ).first()
+    return inserted
+
+
+def outgoing(message: OutboundMessage) -> Outgoing:
+    """What to send once the transaction that wrote `message` commits: its id, or its Claim
+    when it was written already claimed (`queue_message` with `claim`)."""
+    if message.id is None:
+        raise RuntimeError("the message has no id; flush first")
+    if message.status == MessageStatus.SENDING and message.provider is not None:
+        return Claim(
+            message.id, message.attempts, message.provider, message.recipient, message.body
+        )
+    return message.id
 
 
 #: Every column but the id, which the database assigns.
@@ -84,25 +108,6 @@ def _insert_once(dialect_name: str) -> Insert:
         index_elements=["dedupe_key"]
     )
     return statement
-
-
-def is_new(session: Session, message: OutboundMessage) -> bool:
-    """Whether `message` was written in this session's open transaction."""
-    return message.id in session.info.get(NEW_IDS, ())
-
-
-def take_new_ids(session: Session) -> tuple[list[int], list[OutboundMessage]]:
-    """Remove and return what was written since the last commit or rollback: the ids of
-    rows to hand to the dispatcher, and the rows their writer claimed to send itself."""
-    claimed: list[OutboundMessage] = session.info.pop(NEW_CLAIMED, [])
-    own = {m.id for m in claimed}
-    return sorted(i for i in session.info.pop(NEW_IDS, set()) if i not in own), claimed
-
-
-def forget_new(session: Session) -> None:
-    """Forget the rows written in a transaction that rolled back."""
-    session.info.pop(NEW_IDS, None)
-    session.info.pop(NEW_CLAIMED, None)
 
 
 def due(*, session: Session, now: datetime, limit: int = 500) -> list[tuple[int, int]]:
@@ -156,5 +161,4 @@ def requeue(
     message.updated_at = now
     session.add(message)
     session.flush()
-    session.info.setdefault(NEW_IDS, set()).add(message.id)
     return message

@@ -15,8 +15,17 @@ from sqlmodel import Session, col, func, select
 
 from paygo.extensions import Gateway
 from paygo.messaging import quiet, templates
-from paygo.messaging.outbox import is_new, queue_message
-from paygo.models import Account, AccountStatus, Customer, Payment, PaymentPlan, utcnow
+from paygo.messaging.outbox import queue_message
+from paygo.messaging.sending import send_committed
+from paygo.models import (
+    Account,
+    AccountStatus,
+    Customer,
+    Payment,
+    PaymentPlan,
+    row_id,
+    utcnow,
+)
 from paygo.settings import Settings
 
 KIND = "reminder"
@@ -109,24 +118,30 @@ def _expiry_due(
 
 
 def write_due(gateway: Gateway, *, now: datetime | None = None) -> list[int]:
-    """Write the reminders due now to the outbox; returns the ids written this time."""
+    """Write the reminders due now and send them; returns the ids written this time."""
     now = now or utcnow()
-    written: list[int] = []
     with gateway.db.transaction() as session:
-        for reminder in due(session=session, now=now, settings=gateway.settings):
-            message = queue_message(
-                session=session,
-                recipient=reminder.recipient,
-                body=reminder.body,
-                kind=KIND,
-                dedupe_key=reminder.dedupe_key,
-                account_id=reminder.account_id,
-            )
-            if not is_new(session, message):
-                continue
-            if reminder.not_before > now:
-                message.next_attempt_at = reminder.not_before
-                session.add(message)
-            assert message.id is not None
-            written.append(message.id)
+        written = write(session=session, settings=gateway.settings, now=now)
+    send_committed(gateway, written)
+    return written
+
+
+def write(*, session: Session, settings: Settings, now: datetime) -> list[int]:
+    """Write the reminders due now to the outbox; returns the ids of the rows written."""
+    written: list[int] = []
+    for reminder in due(session=session, now=now, settings=settings):
+        message = queue_message(
+            session=session,
+            recipient=reminder.recipient,
+            body=reminder.body,
+            kind=KIND,
+            dedupe_key=reminder.dedupe_key,
+            account_id=reminder.account_id,
+        )
+        if message is None:  # written by an earlier run
+            continue
+        if reminder.not_before > now:
+            message.next_attempt_at = reminder.not_before
+            session.add(message)
+        written.append(row_id(message.id))
     return written

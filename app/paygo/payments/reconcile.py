@@ -9,7 +9,7 @@ receipt SMS are written by `credit_payment` in the same transaction.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, literal_column
@@ -20,6 +20,7 @@ from paygo.accounts import get_account
 from paygo.crypto import KeyBox
 from paygo.db import lock_row, note_locked
 from paygo.errors import Conflict, NotFound, PaymentError
+from paygo.messaging.outbox import Claimer, Outgoing
 from paygo.models import Account, OutboundMessage, Payment, PaymentStatus
 from paygo.payments.matching import Match, NoMatch, match_payment
 from paygo.tokens.issue import CreditResult, credit_payment, lock_account
@@ -35,6 +36,8 @@ class Outcome:
     rule: str | None = None
     message_id: int | None = None
     reason: str | None = None
+    #: What to send once the transaction commits (the receipt, when this run credited it).
+    outgoing: tuple[Outgoing, ...] = ()
 
 
 def lock_payment(*, session: Session, payment_id: int) -> Payment:
@@ -51,12 +54,19 @@ class NotCreditable(PaymentError):
 
 
 def reconcile_payment(
-    *, session: Session, keys: KeyBox, payment_id: int, now: datetime, default_country: str
+    *,
+    session: Session,
+    keys: KeyBox,
+    payment_id: int,
+    now: datetime,
+    default_country: str,
+    claim: Claimer | None = None,
 ) -> Outcome:
     """Match and credit a received payment, or put it in suspense; a no-op once done.
 
     Raises NotCreditable when the match cannot be credited: the caller rolls back and
-    suspends the payment with `suspend_payment` in a new transaction.
+    suspends the payment with `suspend_payment` in a new transaction. With `claim` the
+    receipt is written already claimed: the caller sends `Outcome.outgoing` after commit.
     """
     payment = lock_payment(session=session, payment_id=payment_id)
     if payment.status != PaymentStatus.RECEIVED:
@@ -65,7 +75,9 @@ def reconcile_payment(
     if isinstance(found, NoMatch):
         return _suspend(session, payment, found.reason)
     try:
-        result = credit(session=session, keys=keys, payment=payment, match=found, now=now)
+        result = credit(
+            session=session, keys=keys, payment=payment, match=found, now=now, claim=claim
+        )
     except PaymentError as exc:
         raise NotCreditable(
             f"matched account {found.account.number} ({found.rule}) but {exc.message}",
@@ -77,6 +89,7 @@ def reconcile_payment(
         account_number=result.account_number,
         rule=found.rule,
         message_id=result.message_id,
+        outgoing=result.outgoing,
     )
 
 
@@ -96,6 +109,7 @@ def credit(
     match: Match,
     now: datetime,
     actor: str = "system",
+    claim: Claimer | None = None,
 ) -> CreditResult:
     """Credit a payment to its matched account and keep what it did for a reversal."""
     account = lock_account(session=session, account_id=_id(match.account.id))
@@ -108,6 +122,7 @@ def credit(
         rule=match.rule,
         now=now,
         actor=actor,
+        claim=claim,
     )
     if not result.already_credited:
         q = result.quote
@@ -154,7 +169,7 @@ def assign_payment(
             payment_id=payment_id,
         )
     account = get_account(session=session, number=account_number)
-    credit(
+    result = credit(
         session=session,
         keys=keys,
         payment=payment,
@@ -171,7 +186,7 @@ def assign_payment(
         account=account.number,
         previous_reason=payment.status_reason,
     )
-    return _outcome(session, payment)
+    return replace(_outcome(session, payment), outgoing=result.outgoing)
 
 
 def unmatched_payments(*, session: Session, limit: int = 100) -> list[Payment]:

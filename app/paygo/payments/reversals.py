@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from paygo import audit
 from paygo.crypto import KeyBox
 from paygo.errors import Conflict, InvalidInput, PaymentError
+from paygo.messaging.outbox import Outgoing
 from paygo.models import (
     Account,
     AccountStatus,
@@ -43,6 +44,7 @@ class Reversal:
     amount: int
     days_removed: float
     tokens: list[Token]
+    outgoing: tuple[Outgoing, ...] = ()  # the SMS carrying the code, once committed
 
 
 def reverse_payment(
@@ -75,10 +77,10 @@ def reverse_payment(
         days=days,
         reason=reason,
     )
-    tokens: list[Token] = []
+    reset = None
     if any(t.type != TokenType.COUNTER_SYNC for t in issued):
         # The box may already hold the days: set it to what the server now says is left.
-        tokens = operator_token(
+        reset = operator_token(
             session=session,
             keys=keys,
             account=account,
@@ -93,7 +95,8 @@ def reverse_payment(
         account_number=account.number,
         amount=payment.amount,
         days_removed=days,
-        tokens=tokens,
+        tokens=reset.tokens if reset else [],
+        outgoing=reset.outgoing if reset else (),
     )
 
 

@@ -19,7 +19,7 @@ from paygo.credit import Quote, nothing, quote
 from paygo.crypto import KeyBox
 from paygo.db import lock_row
 from paygo.errors import PaymentError, TokenError
-from paygo.messaging.outbox import queue_message
+from paygo.messaging.outbox import Claimer, Outgoing, outgoing, queue_message
 from paygo.models import (
     Account,
     AccountStatus,
@@ -191,7 +191,8 @@ def box_problem(*, session: Session, account: Account, device: Device) -> str | 
 
 @dataclass(frozen=True)
 class CreditResult:
-    """What crediting one payment did: the quote applied, the codes, the receipt."""
+    """What crediting one payment did: the quote applied, the codes, the receipt, and what
+    to send once the transaction commits (nothing when it was credited before)."""
 
     payment_id: int
     account_number: str
@@ -199,6 +200,7 @@ class CreditResult:
     tokens: list[Token]
     message_id: int | None
     already_credited: bool = False
+    outgoing: tuple[Outgoing, ...] = ()
 
 
 def lock_account(*, session: Session, account_id: int) -> Account:
@@ -218,10 +220,12 @@ def credit_payment(
     rule: str,
     now: datetime,
     actor: str = "system",
+    claim: Claimer | None = None,
 ) -> CreditResult:
     """Credit one payment to an account: days, token(s) and receipt in one transaction.
 
     Running it again for the same payment changes nothing and returns what was done.
+    With `claim` the receipt is written already claimed, for the caller to send itself.
     """
     payment = _lock_payment(session, payment)
     if payment.status == PaymentStatus.CREDITED:
@@ -273,6 +277,7 @@ def credit_payment(
         dedupe_key=f"payment:{payment.id}",
         account_id=account.id,
         payment_id=payment.id,
+        claim=claim,
     )
     session.flush()
     faults.point("after_message")
@@ -281,7 +286,8 @@ def credit_payment(
         account_number=account.number,
         quote=q,
         tokens=tokens,
-        message_id=message.id,
+        message_id=message.id if message else None,
+        outgoing=(outgoing(message),) if message else (),
     )
 
 

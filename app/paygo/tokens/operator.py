@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -16,13 +17,14 @@ from sqlmodel import Session, select
 from paygo import audit
 from paygo.crypto import KeyBox
 from paygo.errors import Conflict, InvalidInput, TokenError
-from paygo.messaging.outbox import queue_message
+from paygo.messaging.outbox import Outgoing, outgoing, queue_message
 from paygo.models import (
     Account,
     AccountStatus,
     Customer,
     Device,
     DeviceStatus,
+    OutboundMessage,
     Payment,
     PaymentPlan,
     Token,
@@ -45,6 +47,14 @@ MAX_REFERENCE = 80
 _DAY = timedelta(days=1)
 
 
+@dataclass(frozen=True)
+class Issued:
+    """What an operator token did: the code(s), and the SMS to send once committed."""
+
+    tokens: list[Token]
+    outgoing: tuple[Outgoing, ...]
+
+
 def operator_token(
     *,
     session: Session,
@@ -55,7 +65,7 @@ def operator_token(
     actor: str,
     now: datetime,
     days: int | None = None,
-) -> list[Token]:
+) -> Issued:
     """Issue a token an operator asked for, adjust the account to match, and audit it.
 
     SET_TIME without `days` carries the server's view of the days left (rounded up to the
@@ -91,9 +101,9 @@ def operator_token(
         days=steps / device.time_divider,
         counts=[t.count for t in tokens],
     )
-    _notify(session, account, tokens)
+    notice = _notify(session, account, tokens)
     session.flush()
-    return tokens
+    return Issued(tokens=tokens, outgoing=(outgoing(notice),) if notice else ())
 
 
 def _operator_steps(
@@ -154,13 +164,13 @@ def _adjust_account(
     account.updated_at = device.updated_at = now
 
 
-def _notify(session: Session, account: Account, tokens: list[Token]) -> None:
+def _notify(session: Session, account: Account, tokens: list[Token]) -> OutboundMessage | None:
     customer = session.get(Customer, account.customer_id)
     assert customer is not None
     text = render_token_notice(
         language=customer.language, account_number=account.number, tokens=tokens
     )
-    queue_message(
+    return queue_message(
         session=session,
         recipient=customer.phone,
         body=text,
