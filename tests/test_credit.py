@@ -28,9 +28,9 @@ from paygo.models import (
     PaymentStatus,
     Token,
 )
+from paygo.payments.manual import record_manual_payment
 from paygo.payments.tasks import reconcile
 from paygo.tokens.codec import TokenKind, format_code
-from paygo.tokens.operator import record_manual_payment
 from paygo.tokens.receipts import render_receipt
 from tests.factories import make_account, make_device, make_plan
 from tests.keypads import Boxes

@@ -13,7 +13,8 @@ from sqlmodel import Session
 from paygo import db as db_module
 from paygo.db import Database, lock_row
 from paygo.extensions import Gateway
-from paygo.models import Account
+from paygo.models import Account, Payment, PaymentStatus, row_id
+from paygo.payments import tasks
 from tests import factories
 from tests.conftest import PG_ADMIN
 
@@ -86,13 +87,55 @@ def locking(statements: list[str]) -> list[str]:
     return [s for s in statements if s.startswith("SELECT accounts")]
 
 
-def test_a_row_is_locked_once_per_transaction_and_again_in_the_next(
+def row_locks(statements: list[str], table: str) -> list[str]:
+    """The row locks taken on `table` (PostgreSQL renders them; SQLite has none)."""
+    return [s for s in statements if s.startswith(f"SELECT {table}.") and "FOR UPDATE" in s]
+
+
+def waiting_payment(gateway: Gateway, account_id: int, txn_id: str) -> int:
+    with gateway.db.transaction() as tx:
+        account = tx.get(Account, account_id)
+        assert account is not None
+        payment = Payment(
+            provider="mpesa",
+            provider_txn_id=txn_id,
+            amount=15000,
+            currency="KES",
+            payer="254711000000",
+            reference=account.number,
+            raw="{}",
+        )
+        tx.add(payment)
+        tx.flush()
+        return row_id(payment.id)
+
+
+def test_crediting_locks_the_payment_the_account_and_the_box_once_per_transaction(
+    gateway: Gateway, account_and_statements: tuple[int, list[str]]
+) -> None:
+    if gateway.db.dialect != "postgresql":
+        pytest.skip("row locks: PostgreSQL only")
+    account_id, statements = account_and_statements
+    first = waiting_payment(gateway, account_id, "LOCKS00001")
+    waiting_payment(gateway, account_id, "LOCKS00002")
+    statements.clear()
+    assert tasks.reconcile(gateway, first).status == PaymentStatus.CREDITED
+    # The job locks the payment; the ledger locks the account and its box; nothing twice.
+    assert [len(row_locks(statements, t)) for t in ("payments", "accounts", "devices")] == [1] * 3
+    statements.clear()
+    assert tasks.drain(gateway, seconds=60) == (1, False)  # a new transaction locks anew
+    claims = row_locks(statements, "payments")
+    # A drain claims the payment (SKIP LOCKED) and reconciles that same row, then finds none.
+    assert len(claims) == 2 and all("SKIP LOCKED" in s for s in claims)
+    assert [len(row_locks(statements, t)) for t in ("accounts", "devices")] == [1, 1]
+
+
+def test_a_row_is_locked_by_each_call_and_again_in_the_next_transaction(
     gateway: Gateway, account_and_statements: tuple[int, list[str]]
 ) -> None:
     account_id, statements = account_and_statements
     with gateway.db.transaction() as tx:
-        first = lock_row(tx, Account, account_id)
-        assert lock_row(tx, Account, account_id) is first is not None
+        assert lock_row(tx, Account, account_id) is not None
     assert len(locking(statements)) == 1
     with gateway.db.transaction() as tx:  # a new transaction holds no lock yet
         assert lock_row(tx, Account, account_id) is not None

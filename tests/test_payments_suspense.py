@@ -24,8 +24,8 @@ from paygo.models import (
     utcnow,
 )
 from paygo.payments.intake import store_notice
+from paygo.payments.manual import record_manual_payment
 from paygo.payments.notice import NoticeStatus, PaymentNotice
-from paygo.tokens.operator import record_manual_payment
 from tests.factories import make_account, make_plan
 from tests.payment_helpers import MpesaPaybill, count, fresh, payments, release
 

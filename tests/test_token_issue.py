@@ -16,6 +16,8 @@ from paygo import create_app
 from paygo.credit import account_view
 from paygo.errors import Conflict, GatewayError, InvalidInput
 from paygo.extensions import Gateway
+from paygo.ledger.locks import hold_account
+from paygo.ledger.operator import operator_token
 from paygo.models import (
     Account,
     AccountStatus,
@@ -26,11 +28,11 @@ from paygo.models import (
     Payment,
     Token,
 )
+from paygo.payments.manual import record_manual_payment
 from paygo.tokens import codec
 from paygo.tokens.codec import TokenKind, format_code
-from paygo.tokens.issue import device_params, issue_token, recent_tokens
+from paygo.tokens.issue import device_params, issue_token, lock_device, recent_tokens
 from paygo.tokens.keypad import KeypadStatus
-from paygo.tokens.operator import operator_token, record_manual_payment
 from tests.conftest import TEST_SETTINGS
 from tests.factories import make_account, make_device, make_plan
 from tests.keypads import Boxes, keypad_for
@@ -48,7 +50,7 @@ def _issue_one(gateway: Gateway, device_id: int, reason: str) -> None:
         issue_token(
             session=session,
             keys=gateway.keys,
-            device_id=device_id,
+            device=lock_device(session=session, device_id=device_id),
             kind=TokenKind.ADD_TIME,
             steps=1,
             reason=reason,
@@ -96,7 +98,7 @@ def _operator(
     issued = operator_token(
         session=session,
         keys=gateway.keys,
-        account=account,
+        held=hold_account(session=session, account_id=account.id or 0),
         kind=kind,
         days=days,
         reason=reason,
@@ -188,7 +190,7 @@ def test_a_stale_copy_of_the_device_in_memory_never_reuses_a_count(
     [token] = issue_token(
         session=session,
         keys=gateway.keys,
-        device_id=device.id or 0,
+        device=lock_device(session=session, device_id=device.id or 0),
         kind=TokenKind.ADD_TIME,
         steps=1,
         reason="here",
@@ -577,7 +579,7 @@ def test_operator_tokens_refuse_what_a_box_cannot_use_and_spend_no_count(
         operator_token(
             session=session,
             keys=gateway.keys,
-            account=account,
+            held=hold_account(session=session, account_id=account.id or 0),
             kind=kind,
             days=days,
             reason="x",
@@ -589,7 +591,7 @@ def test_operator_tokens_refuse_what_a_box_cannot_use_and_spend_no_count(
         operator_token(
             session=session,
             keys=gateway.keys,
-            account=account,
+            held=hold_account(session=session, account_id=account.id or 0),
             kind=TokenKind.SET_TIME,
             days=1,
             reason="  ",

@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlmodel import Session, col, select
 
-from paygo.cli.tokens import record_payment
+from paygo.cli.payments import record_payment
 from paygo.extensions import Gateway
 from paygo.models import (
     Account,
@@ -24,9 +24,9 @@ from paygo.models import (
     Token,
     utcnow,
 )
+from paygo.payments.manual import record_manual_payment
 from paygo.tokens.codec import TokenKind, format_code
 from paygo.tokens.keypad import Keypad
-from paygo.tokens.operator import record_manual_payment
 from tests.factories import make_account, make_device, make_plan
 from tests.keypads import keypad_for
 

@@ -12,13 +12,9 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm import SessionTransaction
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, create_engine, select
 
-#: session.info key: (model, primary key) of the rows locked in the open transaction.
-_LOCKED = "paygo.locked"
 M = TypeVar("M", bound=SQLModel)
 
 
@@ -63,41 +59,18 @@ class Database:
 
 
 def lock_row(session: Session, model: type[M], ident: int) -> M | None:
-    """Load a row locked (FOR UPDATE on PostgreSQL) until the transaction ends.
+    """Load a row locked (FOR UPDATE on PostgreSQL) until the transaction ends, fresh.
 
-    A row this transaction has already locked is returned from the session without a
-    second round trip: the reconciler, the crediting and the token issuing each lock the
-    rows they write, and the lock is held by the transaction, not by the statement.
+    Each call is one statement: whoever locks a row passes it on to the code that writes
+    it (see paygo.ledger.locks), so a transaction locks each row once.
     """
-    locked: set[tuple[type[SQLModel], int]] = session.info.setdefault(_LOCKED, set())
-    if (model, ident) in locked:
-        held = session.get(model, ident)  # in the identity map: no SQL
-        if held is not None:
-            return held
     key = model.__table__.primary_key.columns[0]  # type: ignore[attr-defined]
-    row = session.exec(
+    return session.exec(
         select(model)
         .where(key == ident)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).first()
-    if row is not None:
-        locked.add((model, ident))
-    return row
-
-
-def note_locked(session: Session, model: type[SQLModel], ident: int) -> None:
-    """Record a row the caller locked itself (a claim with SKIP LOCKED), for `lock_row`."""
-    session.info.setdefault(_LOCKED, set()).add((model, ident))
-
-
-@event.listens_for(OrmSession, "after_transaction_end")
-def _forget_locks(session: OrmSession, transaction: SessionTransaction) -> None:
-    # Row locks end with the outermost transaction. PostgreSQL also releases those taken
-    # inside a savepoint rolled back to, so a savepoint's end forgets them all: the rows
-    # still held are simply locked again, which costs one statement and never waits.
-    if transaction.parent is None or transaction.nested:
-        session.info.pop(_LOCKED, None)
 
 
 def _make_engine(url: str, *, echo: bool) -> Engine:

@@ -1,4 +1,4 @@
-"""`paygo payments`: the suspense queue, assignments, reversals and statement imports."""
+"""`paygo payments`: cash payments, the suspense queue, assignments, reversals, statements."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
+from paygo import accounts
 from paygo.cli.output import emit, handles_errors, json_option
-from paygo.cli.tokens import record_payment
+from paygo.cli.tokens import line, summary
 from paygo.errors import InvalidInput
 from paygo.extensions import current_gateway
+from paygo.ledger.crediting import CreditResult
 from paygo.messaging.sending import send_committed
-from paygo.models import Payment, utcnow
-from paygo.money import format_minor
-from paygo.payments import reconcile, reversals, tasks
+from paygo.models import Account, Device, Payment, PaymentPlan, utcnow
+from paygo.money import format_minor, to_minor
+from paygo.payments import manual, reconcile, reversals, tasks
 from paygo.tokens.codec import format_code
+from paygo.tokens.receipts import days_text
 
 
 def payment_dict(payment: Payment) -> dict[str, Any]:
@@ -35,6 +38,78 @@ def _amount(payment: dict[str, Any]) -> str:
 @click.group("payments")
 def payments_group() -> None:
     """Mobile-money payments: suspense queue, assignment, reversal, statements."""
+
+
+@payments_group.command("record")
+@click.argument("number")
+@click.argument("amount")
+@click.option("--reference", default=None, help="Receipt number; recording it twice is harmless.")
+@click.option("--actor", default="cli", show_default=True)
+@json_option
+@with_appcontext
+@handles_errors
+def record_payment(
+    number: str, amount: str, reference: str | None, actor: str, as_json: bool
+) -> None:
+    """Record a cash or manual payment (major units) and print the token it buys."""
+    gateway = current_gateway()
+    with gateway.db.transaction() as session:
+        account: Account = accounts.get_account(session=session, number=number)
+        plan = session.get(PaymentPlan, account.plan_id)
+        device = session.get(Device, account.device_id)
+        assert plan is not None and device is not None
+        result = manual.record_manual_payment(
+            session=session,
+            keys=gateway.keys,
+            account=account,
+            actor=actor,
+            amount=to_minor(amount, plan.currency),
+            reference=reference,
+            now=utcnow(),
+        )
+        data = {
+            **summary(result.tokens, device.time_divider),
+            "payment_id": result.payment_id,
+            "days": result.quote.days,
+            "credit_until": result.quote.credit_until,
+            "already_credited": result.already_credited,
+            "remainder": result.quote.remainder_after,
+            "deposit_left": result.quote.deposit_left,
+            "below_minimum": result.quote.below_minimum,
+            "pays_off": result.quote.pays_off,
+            "overpayment": result.quote.overpayment,
+            "message_id": result.message_id,
+        }
+    send_committed(gateway, result.outgoing)
+    emit(as_json, data, *(line(t) for t in data["tokens"]), _outcome(result, data, plan.currency))
+
+
+def _outcome(result: CreditResult, data: dict[str, Any], currency: str) -> str:
+    """One line saying what the payment did, after its codes."""
+    q = result.quote
+
+    def money(minor: int) -> str:
+        return format_minor(minor, currency)
+
+    if result.already_credited:
+        text = f"payment #{result.payment_id} was recorded before: nothing new credited"
+    elif q.pays_off:
+        text = "paid off: the box stays on for good"
+    elif q.counted == 0 and q.overpayment:
+        text = "the account is already paid off"
+    elif q.deposit_left:
+        text = f"no token yet: {money(q.deposit_left)} of the deposit still to pay"
+    elif q.below_minimum:
+        text = f"no token: below the minimum of {money(q.minimum)}, kept for the next payment"
+    elif q.steps:
+        text = f"{days_text(q.days)} days, credit until {data['credit_until']:%Y-%m-%d %H:%M}"
+    else:
+        text = "no token: not enough for a step of time"
+    if q.remainder_after and not result.already_credited:
+        text += f"; {money(q.remainder_after)} kept for the next payment"
+    if q.overpayment:
+        text += f"; {money(q.overpayment)} overpaid, to refund"
+    return text
 
 
 @payments_group.command("unmatched")
@@ -169,8 +244,5 @@ def sweep(as_json: bool) -> None:
     count = tasks.sweep_payments(current_gateway())
     emit(as_json, {"requeued": count}, f"{count} payment(s) re-queued")
 
-
-# Cash and manual payments: the token module's command, credited by the same path.
-payments_group.add_command(record_payment)
 
 commands = [payments_group]

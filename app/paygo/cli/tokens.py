@@ -1,4 +1,4 @@
-"""`paygo tokens` and `paygo payments record`: the operator's token surface."""
+"""`paygo tokens`: issue, list and confirm an account's codes."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from flask.cli import with_appcontext
 from paygo import accounts
 from paygo.cli.output import emit, handles_errors, json_option
 from paygo.extensions import current_gateway
+from paygo.ledger import operator
+from paygo.ledger.locks import hold_account
 from paygo.messaging.sending import send_committed
-from paygo.models import Account, Device, PaymentPlan, Token, utcnow
-from paygo.money import format_minor, to_minor
-from paygo.tokens import operator
+from paygo.models import Device, Token, row_id, utcnow
 from paygo.tokens.codec import TokenKind, format_code
-from paygo.tokens.issue import CreditResult, recent_tokens
+from paygo.tokens.issue import recent_tokens
 from paygo.tokens.receipts import days_text
 
 KINDS = {
@@ -48,7 +48,7 @@ def token_dict(token: Token, divider: int = 1) -> dict[str, Any]:
     }
 
 
-def _summary(tokens: list[Token], divider: int) -> dict[str, Any]:
+def summary(tokens: list[Token], divider: int) -> dict[str, Any]:
     """One object: the first code at the top level, every code under `tokens`."""
     first = token_dict(tokens[0], divider) if tokens else {"token": None, "count": None}
     return {
@@ -58,7 +58,7 @@ def _summary(tokens: list[Token], divider: int) -> dict[str, Any]:
     }
 
 
-def _line(token: dict[str, Any]) -> str:
+def line(token: dict[str, Any]) -> str:
     what = {
         TokenKind.DISABLE_PAYG: "unlocks the box for good",
         TokenKind.COUNTER_SYNC: "resynchronises the count",
@@ -93,7 +93,7 @@ def issue(number: str, kind: str, days: int | None, reason: str, actor: str, as_
         issued = operator.operator_token(
             session=session,
             keys=gateway.keys,
-            account=account,
+            held=hold_account(session=session, account_id=row_id(account.id)),
             kind=KINDS[kind],
             days=days,
             reason=reason,
@@ -101,9 +101,9 @@ def issue(number: str, kind: str, days: int | None, reason: str, actor: str, as_
             now=utcnow(),
         )
         device = session.get(Device, account.device_id)
-        data = _summary(issued.tokens, device.time_divider if device else 1)
+        data = summary(issued.tokens, device.time_divider if device else 1)
     send_committed(gateway, issued.outgoing)
-    emit(as_json, data, *(_line(t) for t in data["tokens"]))
+    emit(as_json, data, *(line(t) for t in data["tokens"]))
 
 
 @tokens_group.command("list")
@@ -162,78 +162,6 @@ def entered(number: str, count: int | None, actor: str, as_json: bool) -> None:
         f"{data['device']} has taken tokens up to count "
         f"{data['entered_count']} (server count {data['token_count']})",
     )
-
-
-@click.command("record")
-@click.argument("number")
-@click.argument("amount")
-@click.option("--reference", default=None, help="Receipt number; recording it twice is harmless.")
-@click.option("--actor", default="cli", show_default=True)
-@json_option
-@with_appcontext
-@handles_errors
-def record_payment(
-    number: str, amount: str, reference: str | None, actor: str, as_json: bool
-) -> None:
-    """Record a cash or manual payment (major units) and print the token it buys."""
-    gateway = current_gateway()
-    with gateway.db.transaction() as session:
-        account: Account = accounts.get_account(session=session, number=number)
-        plan = session.get(PaymentPlan, account.plan_id)
-        device = session.get(Device, account.device_id)
-        assert plan is not None and device is not None
-        result = operator.record_manual_payment(
-            session=session,
-            keys=gateway.keys,
-            account=account,
-            actor=actor,
-            amount=to_minor(amount, plan.currency),
-            reference=reference,
-            now=utcnow(),
-        )
-        data = {
-            **_summary(result.tokens, device.time_divider),
-            "payment_id": result.payment_id,
-            "days": result.quote.days,
-            "credit_until": result.quote.credit_until,
-            "already_credited": result.already_credited,
-            "remainder": result.quote.remainder_after,
-            "deposit_left": result.quote.deposit_left,
-            "below_minimum": result.quote.below_minimum,
-            "pays_off": result.quote.pays_off,
-            "overpayment": result.quote.overpayment,
-            "message_id": result.message_id,
-        }
-    send_committed(gateway, result.outgoing)
-    emit(as_json, data, *(_line(t) for t in data["tokens"]), _outcome(result, data, plan.currency))
-
-
-def _outcome(result: CreditResult, data: dict[str, Any], currency: str) -> str:
-    """One line saying what the payment did, after its codes."""
-    q = result.quote
-
-    def money(minor: int) -> str:
-        return format_minor(minor, currency)
-
-    if result.already_credited:
-        text = f"payment #{result.payment_id} was recorded before: nothing new credited"
-    elif q.pays_off:
-        text = "paid off: the box stays on for good"
-    elif q.counted == 0 and q.overpayment:
-        text = "the account is already paid off"
-    elif q.deposit_left:
-        text = f"no token yet: {money(q.deposit_left)} of the deposit still to pay"
-    elif q.below_minimum:
-        text = f"no token: below the minimum of {money(q.minimum)}, kept for the next payment"
-    elif q.steps:
-        text = f"{days_text(q.days)} days, credit until {data['credit_until']:%Y-%m-%d %H:%M}"
-    else:
-        text = "no token: not enough for a step of time"
-    if q.remainder_after and not result.already_credited:
-        text += f"; {money(q.remainder_after)} kept for the next payment"
-    if q.overpayment:
-        text += f"; {money(q.overpayment)} overpaid, to refund"
-    return text
 
 
 commands = [tokens_group]

@@ -1,9 +1,10 @@
 """The reconciler: match a stored payment to an account and credit it, exactly once.
 
-`reconcile_payment` is what the `process_payment` job runs. It locks the payment row
-first, so any number of runs (retries, duplicates, a re-run after a crash) serialise and
-all but the first find nothing left to do. Crediting, the device count, the token and the
-receipt SMS are written by `credit_payment` in the same transaction.
+`reconcile_payment` is what the payment jobs run, on a payment row they have locked
+(`claim_waiting_payment` or `lock_payment`), so any number of runs (retries, duplicates,
+a re-run after a crash) serialise and all but the first find nothing left to do.
+Crediting, the device count, the token and the receipt SMS are written by
+`paygo.ledger.crediting.credit_payment` in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from sqlmodel import Session, col, select
 from paygo import audit
 from paygo.accounts import get_account
 from paygo.crypto import KeyBox
-from paygo.db import lock_row, note_locked
+from paygo.db import lock_row
 from paygo.errors import Conflict, NotFound, PaymentError
+from paygo.ledger.crediting import credit_payment
 from paygo.messaging.outbox import Claimer, Outgoing
-from paygo.models import Account, OutboundMessage, Payment, PaymentStatus
-from paygo.payments.matching import Match, NoMatch, match_payment
-from paygo.tokens.issue import CreditResult, credit_payment, lock_account
+from paygo.models import Account, OutboundMessage, Payment, PaymentStatus, row_id
+from paygo.payments.matching import NoMatch, match_payment
 
 
 @dataclass(frozen=True)
@@ -57,31 +58,37 @@ def reconcile_payment(
     *,
     session: Session,
     keys: KeyBox,
-    payment_id: int,
+    payment: Payment,
     now: datetime,
     default_country: str,
     claim: Claimer | None = None,
 ) -> Outcome:
-    """Match and credit a received payment, or put it in suspense; a no-op once done.
+    """Match and credit a received payment the caller has locked, or put it in suspense;
+    a no-op once done.
 
     Raises NotCreditable when the match cannot be credited: the caller rolls back and
     suspends the payment with `suspend_payment` in a new transaction. With `claim` the
     receipt is written already claimed: the caller sends `Outcome.outgoing` after commit.
     """
-    payment = lock_payment(session=session, payment_id=payment_id)
     if payment.status != PaymentStatus.RECEIVED:
         return _outcome(session, payment)
     found = match_payment(session=session, payment=payment, default_country=default_country)
     if isinstance(found, NoMatch):
         return _suspend(session, payment, found.reason)
     try:
-        result = credit(
-            session=session, keys=keys, payment=payment, match=found, now=now, claim=claim
+        result = credit_payment(
+            session=session,
+            keys=keys,
+            payment=payment,
+            account_id=row_id(found.account.id),
+            rule=found.rule,
+            now=now,
+            claim=claim,
         )
     except PaymentError as exc:
         raise NotCreditable(
             f"matched account {found.account.number} ({found.rule}) but {exc.message}",
-            payment_id=payment_id,
+            payment_id=payment.id,
         ) from exc
     return Outcome(
         payment_id=result.payment_id,
@@ -99,51 +106,6 @@ def suspend_payment(*, session: Session, payment_id: int, reason: str) -> Outcom
     if payment.status != PaymentStatus.RECEIVED:
         return _outcome(session, payment)
     return _suspend(session, payment, reason)
-
-
-def credit(
-    *,
-    session: Session,
-    keys: KeyBox,
-    payment: Payment,
-    match: Match,
-    now: datetime,
-    actor: str = "system",
-    claim: Claimer | None = None,
-) -> CreditResult:
-    """Credit a payment to its matched account and keep what it did for a reversal."""
-    account = lock_account(session=session, account_id=_id(match.account.id))
-    remainder_before = account.remainder
-    result = credit_payment(
-        session=session,
-        keys=keys,
-        payment=payment,
-        account=account,
-        rule=match.rule,
-        now=now,
-        actor=actor,
-        claim=claim,
-    )
-    if not result.already_credited:
-        q = result.quote
-        audit.record(
-            session=session,
-            actor=actor,
-            action="payment.credited",
-            target_type="payment",
-            target_id=payment.id,
-            account=result.account_number,
-            rule=match.rule,
-            amount=q.amount,
-            counted=q.counted,
-            overpayment=q.overpayment,
-            steps=q.steps,
-            remainder_before=remainder_before,
-            remainder_after=q.remainder_after,
-            activates=q.activates,
-            pays_off=q.pays_off,
-        )
-    return result
 
 
 def assign_payment(
@@ -169,11 +131,12 @@ def assign_payment(
             payment_id=payment_id,
         )
     account = get_account(session=session, number=account_number)
-    result = credit(
+    result = credit_payment(
         session=session,
         keys=keys,
         payment=payment,
-        match=Match(account, "operator"),
+        account_id=row_id(account.id),
+        rule="operator",
         now=now,
         actor=actor,
     )
@@ -218,7 +181,7 @@ def waiting_payment_ids(
     ]
 
 
-def claim_waiting_payment(*, session: Session, skip: Collection[int] = ()) -> int | None:
+def claim_waiting_payment(*, session: Session, skip: Collection[int] = ()) -> Payment | None:
     """Lock the oldest payment waiting to be reconciled that no one else holds.
 
     `FOR UPDATE SKIP LOCKED` on PostgreSQL: concurrent drains each take a different
@@ -233,10 +196,7 @@ def claim_waiting_payment(*, session: Session, skip: Collection[int] = ()) -> in
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     ).first()
-    if payment is None or payment.id is None:
-        return None
-    note_locked(session, Payment, payment.id)
-    return payment.id
+    return payment
 
 
 def any_waiting(*, session: Session, skip: Collection[int] = ()) -> bool:
@@ -268,16 +228,10 @@ def _outcome(session: Session, payment: Payment) -> Outcome:
             select(OutboundMessage.id).where(OutboundMessage.dedupe_key == f"payment:{payment.id}")
         ).first()
     return Outcome(
-        payment_id=_id(payment.id),
+        payment_id=row_id(payment.id),
         status=payment.status,
         account_number=account.number if account else None,
         rule=payment.match_rule,
         message_id=message_id,
         reason=payment.status_reason,
     )
-
-
-def _id(value: int | None) -> int:
-    if value is None:
-        raise RuntimeError("row has no id; flush first")
-    return value

@@ -17,9 +17,11 @@ from sqlmodel import Session, col, select
 from paygo import audit
 from paygo.crypto import KeyBox
 from paygo.errors import Conflict, InvalidInput, PaymentError
+from paygo.ledger.crediting import tokens_for_payment
+from paygo.ledger.locks import Held, hold_account
+from paygo.ledger.operator import operator_token
 from paygo.messaging.outbox import Outgoing
 from paygo.models import (
-    Account,
     AccountStatus,
     AuditLog,
     DeviceStatus,
@@ -31,8 +33,6 @@ from paygo.models import (
 )
 from paygo.payments.reconcile import lock_payment
 from paygo.tokens.codec import TokenKind
-from paygo.tokens.issue import lock_account, lock_device, tokens_for_payment
-from paygo.tokens.operator import operator_token
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,10 @@ def reverse_payment(
             f"payment #{payment_id} is {payment.status}; only credited payments can be reversed",
             payment_id=payment_id,
         )
-    account = lock_account(session=session, account_id=payment.account_id)
+    held = hold_account(session=session, account_id=payment.account_id)
+    account = held.account
     issued = tokens_for_payment(session=session, payment_id=payment_id)
-    days = _undo_credit(session, account, payment, issued)
+    days = _undo_credit(session, held, payment, issued)
     payment.status, payment.reversed_at = PaymentStatus.REVERSED, now
     payment.status_reason = f"reversed by {actor}: {reason}"[:300]
     account.updated_at = now
@@ -83,7 +84,7 @@ def reverse_payment(
         reset = operator_token(
             session=session,
             keys=keys,
-            account=account,
+            held=held,
             kind=TokenKind.SET_TIME,
             actor=actor,
             now=now,
@@ -100,11 +101,9 @@ def reverse_payment(
     )
 
 
-def _undo_credit(
-    session: Session, account: Account, payment: Payment, issued: list[Token]
-) -> float:
+def _undo_credit(session: Session, held: Held, payment: Payment, issued: list[Token]) -> float:
     """Undo the money, days and status changes of one payment; return the days removed."""
-    device = lock_device(session=session, device_id=account.device_id)
+    account, device = held.account, held.device
     plan = session.get(PaymentPlan, account.plan_id)
     if plan is None:
         raise PaymentError(f"account {account.number} has no plan")

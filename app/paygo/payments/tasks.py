@@ -32,13 +32,14 @@ from paygo.extensions import Gateway, current_gateway
 from paygo.jobs import BACKOFF_SECONDS
 from paygo.messaging.dispatcher import ClaimOnWrite
 from paygo.messaging.sending import send_committed
-from paygo.models import PaymentStatus, utcnow
+from paygo.models import Payment, PaymentStatus, row_id, utcnow
 from paygo.payments import intake
 from paygo.payments.reconcile import (
     NotCreditable,
     Outcome,
     any_waiting,
     claim_waiting_payment,
+    lock_payment,
     reconcile_payment,
     suspend_payment,
     waiting_payment_ids,
@@ -79,17 +80,19 @@ def process_payment(payment_id: int) -> str:
 
 def reconcile(gateway: Gateway, payment_id: int) -> Outcome:
     """Run the reconciler for one payment in its own transaction."""
-    outcome = _reconcile(gateway, lambda _session: payment_id, claimed=[])
+    outcome = _reconcile(
+        gateway, lambda session: lock_payment(session=session, payment_id=payment_id), claimed=[]
+    )
     assert outcome is not None
     return outcome
 
 
 def _reconcile(
-    gateway: Gateway, pick: Callable[[Session], int | None], claimed: list[int]
+    gateway: Gateway, pick: Callable[[Session], Payment | None], claimed: list[int]
 ) -> Outcome | None:
-    """Reconcile the payment `pick` names (or locks) in the transaction it runs in, then send
-    its receipt; None if it names none. Its id goes in `claimed` first, so a caller knows
-    which one failed.
+    """Reconcile the payment `pick` locks in the transaction it runs in, then send its
+    receipt; None if it finds none. Its id goes in `claimed` first, so a caller knows which
+    one failed.
 
     The receipt is written already claimed and sent by this process once the transaction
     commits: the customer gets the code sooner, and the worker saves a claiming
@@ -97,14 +100,14 @@ def _reconcile(
     """
     try:
         with gateway.db.transaction() as session:
-            payment_id = pick(session)
-            if payment_id is None:
+            payment = pick(session)
+            if payment is None:
                 return None
-            claimed.append(payment_id)
+            claimed.append(row_id(payment.id))
             outcome = reconcile_payment(
                 session=session,
                 keys=gateway.keys,
-                payment_id=payment_id,
+                payment=payment,
                 now=utcnow(),
                 default_country=gateway.settings.default_country,
                 claim=ClaimOnWrite(gateway),

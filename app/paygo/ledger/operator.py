@@ -1,22 +1,23 @@
-"""Operator actions on a box: tokens with a reason, cash payments, count confirmation.
+"""Operator actions on a box: tokens with a reason, and count confirmation.
 
-Each is audited with who did it and why, and the code goes to the customer by SMS too.
+Each is audited with who did it and why. An operator's code changes the account to match
+what the box will do with it, and goes to the customer by SMS too: the caller sends
+`Issued.outgoing` once its transaction commits.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from paygo import audit
 from paygo.crypto import KeyBox
 from paygo.errors import Conflict, InvalidInput, TokenError
+from paygo.ledger.crediting import box_problem
+from paygo.ledger.locks import Held
 from paygo.messaging.outbox import Outgoing, outgoing, queue_message
 from paygo.models import (
     Account,
@@ -25,25 +26,17 @@ from paygo.models import (
     Device,
     DeviceStatus,
     OutboundMessage,
-    Payment,
     PaymentPlan,
     Token,
+    row_id,
 )
 from paygo.tokens.codec import TokenKind
-from paygo.tokens.issue import (
-    CreditResult,
-    box_problem,
-    issue_token,
-    lock_account,
-    lock_device,
-)
+from paygo.tokens.issue import issue_token, lock_device
 from paygo.tokens.receipts import render_token_notice
 
 #: The server's remaining days are rounded up to the next step for a SET_TIME code, but a
 #: few seconds past a whole step (the clock moved while the operator typed) do not count.
 SET_TIME_GRACE = timedelta(minutes=1)
-#: Longest receipt number kept as a manual payment's reference (the provider id column).
-MAX_REFERENCE = 80
 _DAY = timedelta(days=1)
 
 
@@ -59,7 +52,7 @@ def operator_token(
     *,
     session: Session,
     keys: KeyBox,
-    account: Account,
+    held: Held,
     kind: TokenKind,
     reason: str,
     actor: str,
@@ -68,13 +61,13 @@ def operator_token(
 ) -> Issued:
     """Issue a token an operator asked for, adjust the account to match, and audit it.
 
-    SET_TIME without `days` carries the server's view of the days left (rounded up to the
-    device's next time-divider step).
+    `held`: the account and its box, locked (`hold_account`). SET_TIME without `days`
+    carries the server's view of the days left (rounded up to the device's next
+    time-divider step).
     """
     if not reason.strip():
         raise InvalidInput("say why: --reason is required for an operator token")
-    account = lock_account(session=session, account_id=_id(account.id))
-    device = lock_device(session=session, device_id=account.device_id)
+    account, device = held.account, held.device
     problem = box_problem(session=session, account=account, device=device)
     if problem:
         raise Conflict(f"no code can be issued: {problem}", account=account.number)
@@ -82,7 +75,7 @@ def operator_token(
     tokens = issue_token(
         session=session,
         keys=keys,
-        device_id=_id(device.id),
+        device=device,
         kind=kind,
         steps=steps,
         reason=reason,
@@ -175,105 +168,9 @@ def _notify(session: Session, account: Account, tokens: list[Token]) -> Outbound
         recipient=customer.phone,
         body=text,
         kind="token",
-        dedupe_key=f"token:{tokens[0].id}",
+        dedupe_key=f"token:{row_id(tokens[0].id)}",
         account_id=account.id,
     )
-
-
-def record_manual_payment(
-    *,
-    session: Session,
-    keys: KeyBox,
-    account: Account,
-    amount: int,
-    actor: str,
-    now: datetime,
-    reference: str | None = None,
-) -> CreditResult:
-    """Record a cash or manual payment and credit it exactly as mobile money is credited.
-
-    Recording the same reference again for the same account and amount is harmless: it
-    returns what the first recording did.
-    """
-    # Imported here: the reconciler is the payments package's, built on this package.
-    from paygo.payments.matching import Match
-    from paygo.payments.reconcile import credit
-
-    if amount <= 0:
-        raise InvalidInput("the amount must be positive", amount=amount)
-    reference = (reference or "").strip() or None
-    if reference is not None and len(reference) > MAX_REFERENCE:
-        raise InvalidInput(
-            f"a reference has at most {MAX_REFERENCE} characters",
-            reference=reference[:MAX_REFERENCE],
-        )
-    payment = _manual_payment(session, account, amount, actor, now, reference)
-    return credit(
-        session=session,
-        keys=keys,
-        payment=payment,
-        now=now,
-        actor=actor,
-        match=Match(account, "manual"),
-    )
-
-
-def _manual_payment(
-    session: Session,
-    account: Account,
-    amount: int,
-    actor: str,
-    now: datetime,
-    reference: str | None,
-) -> Payment:
-    """The stored payment for this receipt: the one recorded before, or a new one."""
-    plan = session.get(PaymentPlan, account.plan_id)
-    assert plan is not None
-    txn_id = reference or f"manual-{uuid.uuid4().hex}"
-    payment = _find_manual(session, txn_id)
-    if payment is None:
-        payment = Payment(
-            provider="manual",
-            provider_txn_id=txn_id,
-            amount=amount,
-            currency=plan.currency,
-            reference=reference,
-            paid_at=now,
-            received_at=now,
-            raw=json.dumps({"recorded_by": actor, "reference": reference}),
-        )
-        try:
-            with session.begin_nested():
-                session.add(payment)
-                session.flush()
-        except IntegrityError:
-            # Another operator recorded the same receipt at the same moment: use theirs.
-            payment = _find_manual(session, txn_id)
-            assert payment is not None
-        else:
-            audit.record(
-                session=session,
-                actor=actor,
-                action="payment.record",
-                target_type="account",
-                target_id=account.number,
-                amount=amount,
-                reference=reference,
-                payment_id=payment.id,
-            )
-            return payment
-    if payment.account_id not in (None, account.id) or payment.amount != amount:
-        raise Conflict(
-            f"reference {reference!r} was recorded already for another payment (#{payment.id})",
-            reference=reference,
-        )
-    return payment
-
-
-def _find_manual(session: Session, txn_id: str) -> Payment | None:
-    return session.exec(
-        select(Payment).where(Payment.provider == "manual").where(Payment.provider_txn_id == txn_id)
-    ).first()
 
 
 def confirm_entered(
@@ -296,9 +193,3 @@ def confirm_entered(
         account=account.number,
     )
     return device
-
-
-def _id(value: int | None) -> int:
-    if value is None:
-        raise RuntimeError("row has no id; flush first")
-    return value
