@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from paygo.credit import Quote, account_view, days_left_shown, quote
+from paygo.cli.views import account_view
+from paygo.credit import Quote, days_left_shown, quote
 from paygo.errors import PaymentError
 from paygo.extensions import Gateway
 from paygo.messaging import sms

@@ -20,12 +20,12 @@ from paygo.models import (
     Payment,
     PaymentStatus,
     Token,
-    TokenType,
     utcnow,
 )
 from paygo.payments.intake import store_notice
 from paygo.payments.manual import record_manual_payment
 from paygo.payments.notice import NoticeStatus, PaymentNotice
+from paygo.tokens.codec import TokenKind
 from tests.factories import make_account, make_plan
 from tests.payment_helpers import MpesaPaybill, count, fresh, payments, release
 
@@ -137,7 +137,7 @@ def test_reversal_moves_credit_back_and_sets_the_box(
     assert after.total_paid == 15000
     assert done["days_removed"] == 3
     [code] = done["tokens"]
-    assert code["type"] == TokenType.SET_TIME and code["days"] == 3
+    assert code["type"] == TokenKind.SET_TIME and code["days"] == 3
     reversed_ = fresh(session, Payment, second.id)
     assert reversed_.status == PaymentStatus.REVERSED and reversed_.reversed_at is not None
     entry = session.exec(select(AuditLog).where(AuditLog.action == "payment.reversed")).one()
@@ -184,7 +184,7 @@ def test_reversing_the_paying_off_payment_puts_the_box_back_on_payg(
     done = cli(runner, "reverse", str(last.id), "--reason", "bounced")
     after = fresh(session, Account, account.id)
     assert after.status == AccountStatus.ACTIVE and after.paid_off_at is None
-    assert after.total_paid == 5000 and done["tokens"][0]["type"] == TokenType.SET_TIME
+    assert after.total_paid == 5000 and done["tokens"][0]["type"] == TokenKind.SET_TIME
 
 
 def test_reversing_the_deposit_returns_the_account_to_pending(
@@ -215,7 +215,7 @@ def test_reversal_needs_a_credited_payment_and_a_reason(
     cli(runner, "reverse", str(credited.id), "--reason", "duplicate")
     again = runner.invoke(args=["payments", "reverse", str(credited.id), "--reason", "x"])
     assert again.exit_code == 1 and "reversed" in again.output
-    assert count(session, Token, col(Token.type) == TokenType.SET_TIME) == 1
+    assert count(session, Token, col(Token.type) == TokenKind.SET_TIME) == 1
 
 
 def test_sweep_reconciles_payments_whose_job_was_lost(

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from paygo import create_app
-from paygo.credit import account_view
+from paygo.cli.views import account_view
 from paygo.errors import Conflict, GatewayError, InvalidInput
 from paygo.extensions import Gateway
 from paygo.ledger.locks import hold_account

@@ -13,6 +13,7 @@ from paygo.models import (
     Device,
     DeviceStatus,
     PaymentPlan,
+    row_id,
     utcnow,
 )
 from paygo.phones import normalise
@@ -62,9 +63,9 @@ def create_account(
     )
     account = Account(
         number=_next_number(session),
-        customer_id=_id(customer.id),
-        device_id=_id(device.id),
-        plan_id=_id(plan.id),
+        customer_id=row_id(customer.id),
+        device_id=row_id(device.id),
+        plan_id=row_id(plan.id),
         status=AccountStatus.PENDING_DEPOSIT if plan.deposit > 0 else AccountStatus.ACTIVE,
     )
     device.status = DeviceStatus.ASSIGNED
@@ -82,12 +83,6 @@ def _next_number(session: Session) -> str:
         if session.exec(select(Account.id).where(Account.number == number)).first() is None:
             return number
         sequence += 1
-
-
-def _id(value: int | None) -> int:
-    if value is None:
-        raise RuntimeError("row has no id; flush first")
-    return value
 
 
 def get_account(*, session: Session, number: str, lock: bool = False) -> Account:

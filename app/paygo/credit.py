@@ -1,27 +1,18 @@
 """Credit rules: what a payment buys under a plan, and the account's credit state.
 
-`quote` has no side effects, so USSD can tell a customer what an amount buys before they
-pay; `paygo.tokens.issue.credit_payment` applies the same quote to the account.
+Pure functions of a plan and an account: nothing here reads or writes the database.
+`quote` tells USSD what an amount buys before the customer pays, and
+`paygo.ledger.crediting.credit_payment` applies the same quote to the account.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlmodel import Session, col, func, select
+from paygo.models import Account, AccountStatus, PaymentPlan
 
-from paygo.models import Account, AccountStatus, Device, PaymentPlan, Token
-from paygo.money import format_minor
-from paygo.tokens.codec import MAX_COUNT_JUMP, MAX_COUNT_JUMP_SYNC
-
-#: Largest number of days one standard (9-digit) code can carry.
-MAX_DAYS_PER_CODE = 995
-#: The most counts the server may run ahead of the box and still reach it with a SET_TIME
-#: (the recovery code itself takes one or two counts): warnings never come later than this.
-SAFE_DRIFT = MAX_COUNT_JUMP - 2
 _DAY = timedelta(days=1)
 _TENTH_OF_A_DAY = timedelta(days=1) / 10
 
@@ -172,15 +163,6 @@ def nothing(plan: PaymentPlan, account: Account, amount: int, *, overpayment: in
     )
 
 
-def split_steps(steps: int, *, max_per_code: int) -> list[int]:
-    """Split time into code-sized pieces (995 days a standard code)."""
-    pieces = []
-    while steps > 0:
-        pieces.append(min(steps, max_per_code))
-        steps -= pieces[-1]
-    return pieces
-
-
 def days_left(account: Account, now: datetime) -> float:
     """Days of credit remaining (0 when expired)."""
     if account.credit_until is None or account.credit_until <= now:
@@ -200,105 +182,3 @@ def next_payment_due(plan: PaymentPlan, account: Account) -> datetime | None:
     if account.status == AccountStatus.PAID_OFF:
         return None
     return account.credit_until
-
-
-def drift_advice(device: Device, *, threshold: int, account_number: str) -> str | None:
-    """What to tell an operator when the server's count runs ahead of the box's, if anything."""
-    ahead = device.token_count - device.entered_count
-    if ahead < min(max(1, threshold), SAFE_DRIFT):
-        return None
-    head = (
-        f"the server is {ahead} counts ahead of the last count confirmed on the box "
-        f"({device.entered_count}); a box rejects codes more than {MAX_COUNT_JUMP} "
-        f"counts ahead of its own"
-    )
-    issue = f"paygo tokens issue {account_number}"
-    if ahead <= SAFE_DRIFT:
-        return (
-            f"{head}: if the customer typed every code, record it (paygo tokens entered "
-            f"{account_number}); if not, send the server's remaining days "
-            f"({issue} --type set --reason ...)"
-        )
-    sync_reach = MAX_COUNT_JUMP if device.extended_tokens else MAX_COUNT_JUMP_SYNC
-    if ahead <= sync_reach - 2:  # the sync code takes one or two counts too
-        return (
-            f"{head}: newer codes are refused unless the box took some; resynchronise "
-            f"it ({issue} --type sync --reason ...), then send the server's remaining "
-            f"days ({issue} --type set --reason ...)"
-        )
-    return (
-        f"{head}: no code from the server can reach the box any more; a technician "
-        f"must reset it, or record the count it shows (paygo tokens entered "
-        f"{account_number} --count N)"
-    )
-
-
-def account_view(
-    *, session: Session, account: Account, now: datetime, drift_warning: int = 40
-) -> dict[str, Any]:
-    """The credit state an operator or a customer sees, as plain data."""
-    plan = session.get(PaymentPlan, account.plan_id)
-    device = session.get(Device, account.device_id)
-    assert plan is not None and device is not None
-    left_to_pay = (
-        None if plan.total_price is None else max(0, plan.total_price - account.total_paid)
-    )
-    tokens = session.exec(
-        select(func.count()).select_from(Token).where(col(Token.account_id) == account.id)
-    ).one()
-    view: dict[str, Any] = {
-        "account_number": account.number,
-        "status": account.status,
-        "device": device.serial,
-        "device_status": device.status,
-        "plan": plan.name,
-        "currency": plan.currency,
-        "credit_until": account.credit_until,
-        "days_left": days_left_shown(account, now),
-        "paid_off_at": account.paid_off_at,
-        "total_paid": account.total_paid,
-        "left_to_pay": left_to_pay,
-        "remainder": account.remainder,
-        "overpayment": account.overpayment,
-        "deposit_left": max(0, plan.deposit - account.total_paid),
-        "next_payment_due": next_payment_due(plan, account),
-        "token_count": device.token_count,
-        "entered_count": device.entered_count,
-        "counts_ahead": device.token_count - device.entered_count,
-        "tokens_issued": tokens,
-        "warnings": [],
-    }
-    warning = drift_advice(device, threshold=drift_warning, account_number=account.number)
-    if warning:
-        view["warnings"].append(warning)
-    return view
-
-
-def describe(view: dict[str, Any]) -> list[str]:
-    """Human lines for an account view."""
-    cur = view["currency"]
-    if view["status"] == AccountStatus.PAID_OFF:
-        credit = f"paid off {view['paid_off_at'] or ''}: the box stays on for good".strip()
-    else:
-        credit = f"credit until: {view['credit_until'] or '-'} ({view['days_left']} days left)"
-    lines = [
-        f"account {view['account_number']} ({view['status']}), device {view['device']}, "
-        f"plan {view['plan']}",
-        credit,
-        f"paid: {format_minor(view['total_paid'], cur)}; left to pay: "
-        + ("pay-per-use" if view["left_to_pay"] is None else format_minor(view["left_to_pay"], cur))
-        + (
-            f"; deposit left: {format_minor(view['deposit_left'], cur)}"
-            if view["deposit_left"]
-            else ""
-        ),
-        f"remainder: {format_minor(view['remainder'], cur)}; overpayment: "
-        f"{format_minor(view['overpayment'], cur)}",
-        f"device count {view['token_count']} (last known on the box: {view['entered_count']})",
-    ]
-    return lines + [f"warning: {w}" for w in view["warnings"]]
-
-
-def quote_dict(q: Quote) -> dict[str, Any]:
-    """A quote as plain data."""
-    return asdict(q)

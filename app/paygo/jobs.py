@@ -8,7 +8,6 @@ letters, digits, `_` and `-` in job ids; anything else is folded to `-` here, on
 from __future__ import annotations
 
 import logging
-import random
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -24,12 +23,6 @@ log = logging.getLogger(__name__)
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800)
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 _PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
-
-
-def backoff(attempt: int) -> timedelta:
-    """Delay before retry number `attempt` (1-based), with +-20% jitter."""
-    base = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1]
-    return timedelta(seconds=base * random.uniform(0.8, 1.2))
 
 
 class JobQueue:

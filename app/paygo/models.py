@@ -74,13 +74,6 @@ class AccountStatus(StrEnum):
     CLOSED = "closed"
 
 
-class TokenType(StrEnum):
-    ADD_TIME = "add_time"
-    SET_TIME = "set_time"
-    DISABLE_PAYG = "disable_payg"
-    COUNTER_SYNC = "counter_sync"
-
-
 class PaymentStatus(StrEnum):
     RECEIVED = "received"  # stored, not yet reconciled
     CREDITED = "credited"  # matched and credited to an account
@@ -231,7 +224,7 @@ class Token(SQLModel, table=True):
     account_id: int | None = Field(default=None, foreign_key="accounts.id", index=True)
     payment_id: int | None = Field(default=None, foreign_key="payments.id", index=True)
     count: int
-    type: str = Field(max_length=20)
+    type: str = Field(max_length=20)  # a paygo.tokens.codec.TokenKind value
     days: int = 0  # whole days carried (0 for disable/sync)
     value_raw: int = 0  # the value in the code: days x time divider, 998, 999
     code: str = Field(max_length=24)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from paygo import accounts, credit, plans
+from paygo import accounts, plans
+from paygo.cli import views
 from paygo.cli.output import emit, handles_errors, json_option
 from paygo.extensions import current_gateway
 from paygo.models import utcnow
@@ -55,13 +56,13 @@ def show(number: str, as_json: bool) -> None:
     gateway = current_gateway()
     with gateway.db.session() as session:
         account = accounts.get_account(session=session, number=number)
-        view = credit.account_view(
+        view = views.account_view(
             session=session,
             account=account,
             now=utcnow(),
             drift_warning=gateway.settings.token_drift_warning,
         )
-    emit(as_json, view, *credit.describe(view))
+    emit(as_json, view, *views.describe(view))
 
 
 commands = [accounts_group]

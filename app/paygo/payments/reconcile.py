@@ -182,13 +182,14 @@ def waiting_payment_ids(
 
 
 def claim_waiting_payment(*, session: Session, skip: Collection[int] = ()) -> Payment | None:
-    """Lock the oldest payment waiting to be reconciled that no one else holds.
+    """Lock the oldest payment waiting to be reconciled that no one else holds, and return
+    it for `reconcile_payment` (which locks nothing more on it).
 
     `FOR UPDATE SKIP LOCKED` on PostgreSQL: concurrent drains each take a different
     payment without waiting for one another. (SQLite's write transaction is already
     exclusive.) `skip`: payments this caller has given up on for now.
     """
-    payment = session.exec(
+    return session.exec(
         select(Payment)
         .where(*_waiting(skip))
         .order_by(col(Payment.id))
@@ -196,7 +197,6 @@ def claim_waiting_payment(*, session: Session, skip: Collection[int] = ()) -> Pa
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     ).first()
-    return payment
 
 
 def any_waiting(*, session: Session, skip: Collection[int] = ()) -> bool:

@@ -29,7 +29,6 @@ from paygo.models import (
     PaymentPlan,
     PaymentStatus,
     Token,
-    TokenType,
 )
 from paygo.payments.reconcile import lock_payment
 from paygo.tokens.codec import TokenKind
@@ -79,7 +78,7 @@ def reverse_payment(
         reason=reason,
     )
     reset = None
-    if any(t.type != TokenType.COUNTER_SYNC for t in issued):
+    if any(t.type != TokenKind.COUNTER_SYNC for t in issued):
         # The box may already hold the days: set it to what the server now says is left.
         reset = operator_token(
             session=session,
@@ -109,7 +108,7 @@ def _undo_credit(session: Session, held: Held, payment: Payment, issued: list[To
         raise PaymentError(f"account {account.number} has no plan")
     snapshot = _credit_snapshot(session, payment)
     steps: int = snapshot.get(
-        "steps", sum(t.value_raw for t in issued if t.type == TokenType.ADD_TIME)
+        "steps", sum(t.value_raw for t in issued if t.type == TokenKind.ADD_TIME)
     )
     if snapshot:
         account.total_paid -= snapshot["counted"]
@@ -124,7 +123,7 @@ def _undo_credit(session: Session, held: Held, payment: Payment, issued: list[To
     if days and account.credit_until is not None:
         account.credit_until -= timedelta(days=days)
     if account.status == AccountStatus.PAID_OFF and any(
-        t.type == TokenType.DISABLE_PAYG for t in issued
+        t.type == TokenKind.DISABLE_PAYG for t in issued
     ):
         account.status, account.paid_off_at = AccountStatus.ACTIVE, None
         device.status = DeviceStatus.ACTIVE
