@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from paygo import create_app
 from paygo.errors import ConfigurationError
-from paygo.settings import _ENV, DEFAULT_MASTER_KEY, DEFAULT_SECRET_KEY
+from paygo.settings import DEFAULT_MASTER_KEY, DEFAULT_SECRET_KEY, VARIABLES
 
 REAL_SECRETS = {
     "SECRET_KEY": "a-real-secret-key-0123456789",
@@ -22,7 +22,7 @@ REAL_SECRETS = {
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """An environment holding none of our settings, with the instance in a temp folder."""
-    for var in _ENV:
+    for var in VARIABLES:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PAYGO_INSTANCE_PATH", str(tmp_path))
     return monkeypatch

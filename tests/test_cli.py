@@ -28,7 +28,7 @@ from paygo.models import (
     OutboundMessage,
     PaymentPlan,
 )
-from paygo.settings import _ENV
+from paygo.settings import VARIABLES
 from tests.conftest import TEST_SETTINGS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -321,7 +321,7 @@ def test_an_unreachable_database_is_a_clear_error_without_its_password(tmp_path:
 
 
 def _environ(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _ENV}
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
     return {**env, "PAYGO_INSTANCE_PATH": str(tmp_path), **extra}
 
 
@@ -337,6 +337,8 @@ def test_paygo_in_production_with_a_default_secret_says_which_in_one_line(tmp_pa
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith("error: PAYGO_MASTER_KEY is missing or still the default")
+    assert "SECRET_KEY is missing or still the default" in result.stderr
+    assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from paygo.errors import ConfigurationError
-from paygo.settings import _ENV, DEFAULT_MASTER_KEY, DEFAULT_SECRET_KEY, Settings, load_settings
+from paygo.settings import (
+    DEFAULT_MASTER_KEY,
+    DEFAULT_SECRET_KEY,
+    VARIABLES,
+    Settings,
+    load_settings,
+)
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
 GOOD_SECRETS = {"SECRET_KEY": "s" * 32, "PAYGO_MASTER_KEY": "m" * 32}
@@ -71,11 +76,10 @@ def test_core_variables_are_read_into_typed_fields() -> None:
     assert settings.log_level == "DEBUG"
 
 
-@pytest.mark.parametrize("var", sorted(_ENV))
-def test_every_variable_in_the_table_sets_its_field(var: str) -> None:
-    name, _parse = _ENV[var]
-    field = next(f for f in dataclasses.fields(Settings) if f.name == name)
-    default = field.default if field.default is not dataclasses.MISSING else None
+@pytest.mark.parametrize("var", sorted(VARIABLES))
+def test_every_variable_sets_its_setting(var: str) -> None:
+    name = VARIABLES[var]
+    default = Settings.model_fields[name].get_default(call_default_factory=True)
     raw = _sample_for(var, default)
     secrets = GOOD_SECRETS if var == "PAYGO_ENV" else {}
     settings = load_settings(
@@ -179,6 +183,48 @@ def test_production_refuses_a_missing_or_default_secret_and_names_it(
     assert caught.value.message.startswith(named)
 
 
+def test_production_names_every_missing_default_or_short_secret_at_once() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ={"PAYGO_ENV": "production", "SECRET_KEY": "hunter2"})
+    message = caught.value.message
+    assert "PAYGO_MASTER_KEY is missing or still the default" in message
+    assert "SECRET_KEY is too short" in message
+    assert "hunter2" not in message
+    assert "\n" not in message
+
+
+def test_every_bad_variable_is_named_at_once_without_echoing_its_value() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(
+            environ={"SMS_MAX_PARTS": "hunter2", "QUIET_HOURS_END": "25", "LOG_LEVEL": "loud"}
+        )
+    message = caught.value.message
+    assert caught.value.setting == "LOG_LEVEL"  # the first, in the order settings are declared
+    for var in ("SMS_MAX_PARTS", "QUIET_HOURS_END", "LOG_LEVEL"):
+        assert var in message
+    assert "hunter2" not in message and "loud" not in message
+
+
+def test_settings_built_directly_ignore_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SMS_MAX_PARTS", "3")
+    assert Settings().sms_max_parts == 1
+    assert load_settings().sms_max_parts == 3
+
+
+def test_an_override_wins_over_the_environment() -> None:
+    settings = load_settings(environ={"SMS_MAX_PARTS": "3"}, overrides={"sms_max_parts": 2})
+    assert settings.sms_max_parts == 2
+
+
+def test_settings_cannot_be_changed_once_read() -> None:
+    settings = load_settings(environ={})
+    with pytest.raises(ValueError, match="frozen"):
+        settings.env = "production"  # type: ignore[misc]
+    assert settings.env == "development"
+
+
 def test_development_runs_with_the_default_secrets() -> None:
     settings = load_settings(environ={})
     assert settings.master_key == DEFAULT_MASTER_KEY
@@ -202,14 +248,14 @@ def test_overrides_are_validated_like_the_environment() -> None:
 def test_env_example_lists_every_setting_once_each_with_a_comment() -> None:
     entries = _example()
     listed = [var for var, _ in entries]
-    assert sorted(listed) == sorted(_ENV), "keep .env.example and settings._ENV in step"
+    assert sorted(listed) == sorted(VARIABLES), "keep .env.example and paygo.settings in step"
     assert len(listed) == len(set(listed))
     lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
     for var in listed:
         index = next(i for i, line in enumerate(lines) if line.startswith(f"{var}="))
         above = lines[:index]
         # The variable, or the run of variables it belongs to, sits under a comment line.
-        while above and above[-1].split("=", 1)[0] in _ENV:
+        while above and above[-1].split("=", 1)[0] in VARIABLES:
             above.pop()
         assert above and above[-1].startswith("# "), f"{var} has no comment above it"
 
