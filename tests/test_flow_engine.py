@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -18,8 +19,16 @@ from paygo.cli.flows import flows_group
 from paygo.conversations.actions import ACTIONS
 from paygo.conversations.commands import Keywords, check_keywords
 from paygo.conversations.definitions import CHANNEL_LIMITS, InputRule, read_flow
-from paygo.conversations.engine import Actions, Engine, FlowRuntimeError, ListSpec, Outcome
+from paygo.conversations.engine import (
+    Actions,
+    Effect,
+    Engine,
+    FlowRuntimeError,
+    ListSpec,
+    Outcome,
+)
 from paygo.conversations.service import SHIPPED_FLOWS, constants
+from paygo.conversations.specs import CURRENT
 from paygo.conversations.validation import check_directory, load_flows
 from paygo.errors import FlowError
 from paygo.settings import Settings
@@ -63,7 +72,27 @@ def registry(**lists: list[dict[str, str]]) -> Actions:
     def rude(ctx: Any, data: Mapping[str, Any]) -> Outcome:
         return Outcome(data={"name": "x" * 13})
 
+    @actions.register("remember", produces={"name": 12, "receipt": 6})
+    def remember(ctx: Any, data: Mapping[str, Any]) -> Outcome:
+        typed = str(data.get("typed", ""))
+        return Outcome(data={"name": typed}, effects=(Remember(typed), Stamp(typed)))
+
     return actions
+
+
+@dataclass(frozen=True)
+class Remember(Effect):
+    """A change a test action asks for."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class Stamp(Effect):
+    """A change whose applying yields the value `receipt`."""
+
+    provides: ClassVar[tuple[str, ...]] = ("receipt",)
+    what: str
 
 
 def base_flow(**states: Any) -> dict[str, Any]:
@@ -138,10 +167,10 @@ def problems_of(
 
 
 def run(engine: Engine, inputs: list[str], lang: str = "en") -> list[str]:
-    reply, state = engine.begin("test", lang=lang)
+    reply, state, _ = engine.begin("test", lang=lang)
     screens = [reply.text]
     for text in inputs:
-        reply, state = engine.resume(state, text)
+        reply, state, _ = engine.resume(state, text)
         screens.append(reply.text)
     return screens
 
@@ -151,20 +180,20 @@ def run(engine: Engine, inputs: list[str], lang: str = "en") -> list[str]:
 
 def test_a_menu_choice_and_an_input_lead_through_an_action_to_the_end(tmp_path: Path) -> None:
     engine = engine_for(tmp_path)
-    reply, state = engine.begin("test", lang="en")
+    reply, state, _ = engine.begin("test", lang="en")
     assert reply.text == "Hello SunPower\n1. Things\n2. Greet" and not reply.end
-    reply, state = engine.resume(state, "2")
+    reply, state, _ = engine.resume(state, "2")
     assert reply.text.startswith("Your number:")
-    reply, state = engine.resume(state, " 42 ")
+    reply, state, _ = engine.resume(state, " 42 ")
     assert reply.text == "Habari Wanjiku" and reply.end  # the action switched to Swahili
     assert state["done"] and state["lang"] == "sw"
 
 
 def test_state_is_plain_json_and_resume_leaves_the_given_state_untouched(tmp_path: Path) -> None:
     engine = engine_for(tmp_path)
-    _, state = engine.begin("test", lang="en")
+    _, state, _ = engine.begin("test", lang="en")
     frozen = json.dumps(state)
-    reply, new = engine.resume(json.loads(frozen), "2")
+    reply, new, _ = engine.resume(json.loads(frozen), "2")
     assert json.dumps(state) == frozen and json.loads(json.dumps(new)) == new
     assert engine.resume(json.loads(frozen), "2")[0] == reply
 
@@ -232,19 +261,19 @@ def test_a_long_list_is_paginated_with_98_for_more(tmp_path: Path) -> None:
 def test_98_on_the_last_page_is_an_invalid_choice(tmp_path: Path) -> None:
     items = [{"label": "z" * 30, "value": str(n)} for n in range(1, 8)]
     engine = engine_for(tmp_path, actions=registry(things=items))
-    reply, state = engine.begin("test", lang="en")
-    reply, state = engine.resume(state, "1")
+    reply, state, _ = engine.begin("test", lang="en")
+    reply, state, _ = engine.resume(state, "1")
     while "98. More" in reply.text:
-        reply, state = engine.resume(state, "98")
+        reply, state, _ = engine.resume(state, "98")
     assert "7. " + "z" * 30 in reply.text
     assert engine.resume(state, "98")[0].text == "Invalid choice.\n" + reply.text
 
 
 def _pick(engine: Engine, inputs: list[str], choice: str) -> tuple[str, dict[str, Any]]:
-    _, state = engine.begin("test", lang="en")
+    _, state, _ = engine.begin("test", lang="en")
     for text in inputs:
-        _, state = engine.resume(state, text)
-    reply, state = engine.resume(state, choice)
+        _, state, _ = engine.resume(state, text)
+    reply, state, _ = engine.resume(state, choice)
     return reply.text, state
 
 
@@ -262,8 +291,8 @@ def test_pages_fit_the_screen_and_never_split_an_option(
 ) -> None:
     items = [{"label": "w" * width, "value": str(n)} for n, width in enumerate(widths, 1)]
     engine = engine_for(tmp_path_factory.mktemp("f"), actions=registry(things=items))
-    reply, state = engine.begin("test", lang="en")
-    reply, state = engine.resume(state, "1")
+    reply, state, _ = engine.begin("test", lang="en")
+    reply, state, _ = engine.resume(state, "1")
     seen: list[str] = []
     while True:
         assert len(reply.text) <= CHANNEL_LIMITS["ussd"]
@@ -274,17 +303,79 @@ def test_pages_fit_the_screen_and_never_split_an_option(
         ]
         if "\n98. More" not in reply.text:
             break
-        reply, state = engine.resume(state, "98")
+        reply, state, _ = engine.resume(state, "98")
     assert seen == [f"{n}. {item['label']}" for n, item in enumerate(items, 1)]
 
 
 def test_an_action_breaking_its_declared_lengths_is_stopped(tmp_path: Path) -> None:
     flow = base_flow(greet={"kind": "action", "action": "rude", "next": "hello"}, bye=None)
     engine = engine_for(tmp_path, flow)
-    _, state = engine.begin("test", lang="en")
-    _, state = engine.resume(state, "2")
+    _, state, _ = engine.begin("test", lang="en")
+    _, state, _ = engine.resume(state, "2")
     with pytest.raises(FlowRuntimeError, match="at most 12"):
         engine.resume(state, "1")
+
+
+# Effects: actions ask, the caller applies ----------------------------------------------------
+
+
+def _remembering(tmp_path: Path) -> Engine:
+    flow = base_flow(
+        greet={"kind": "action", "action": "remember", "next": "hello"},
+        hello={"kind": "end", "text": both("Kept {name}, receipt {receipt}.")},
+        bye=None,
+    )
+    return engine_for(tmp_path, flow)
+
+
+def test_what_an_action_changes_comes_back_as_effects_beside_the_screen(tmp_path: Path) -> None:
+    engine = _remembering(tmp_path)
+    _, state, effects = engine.begin("test", lang="en")
+    assert effects == ()
+    _, state, effects = engine.resume(state, "2")
+    reply, state, effects = engine.resume(state, "42")
+    assert effects == (Remember("42"), Stamp("42"))
+    assert json.loads(json.dumps(state)) == state
+
+
+def test_a_screen_that_shows_a_value_an_effect_provides_waits_for_settle(tmp_path: Path) -> None:
+    engine = _remembering(tmp_path)
+    _, state, _ = engine.begin("test", lang="en")
+    _, state, _ = engine.resume(state, "2")
+    reply, waiting, _ = engine.resume(state, "42")
+    assert reply.awaiting == ("receipt",) and reply.end
+    settled, state, effects = engine.settle(waiting, {"receipt": "R-17"})
+    assert settled.text == "Kept 42, receipt R-17." and not settled.awaiting and effects == ()
+    assert state["data"]["receipt"] == "R-17" and "awaiting" not in state
+    with pytest.raises(FlowRuntimeError, match="at most 6"):
+        engine.settle(waiting, {"receipt": "R-1234567"})
+    with pytest.raises(FlowRuntimeError, match="receipt"):
+        engine.settle(waiting, {})
+
+
+def test_an_unsettled_conversation_goes_no_further(tmp_path: Path) -> None:
+    flow = base_flow(
+        greet={"kind": "action", "action": "remember", "next": "again"},
+        again={
+            "kind": "menu",
+            "text": both("Receipt {receipt}."),
+            "options": [
+                {"text": both("Again"), "next": "greet"},
+                {"text": both("Stop"), "next": "bye"},
+            ],
+        },
+        hello=None,
+    )
+    engine = engine_for(tmp_path, flow)
+    _, state, _ = engine.begin("test", lang="en")
+    _, state, _ = engine.resume(state, "2")
+    reply, waiting, _ = engine.resume(state, "7")
+    assert reply.awaiting == ("receipt",)
+    with pytest.raises(FlowRuntimeError, match="never settled"):
+        engine.resume(waiting, "1")
+    settled, state, _ = engine.settle(waiting, {"receipt": "R-1"})
+    assert settled.text.startswith("Receipt R-1.\n1. Again")
+    assert engine.resume(state, "1").effects == (Remember("7"), Stamp("7"))
 
 
 # Validation --------------------------------------------------------------------------------
@@ -392,6 +483,86 @@ def test_validation_names_file_state_and_language_of_each_problem(
         assert problems == []
         return
     assert any(p.startswith("test.yaml, " + expected) for p in problems), problems
+
+
+def _flow_with(**changes: Any) -> dict[str, Any]:
+    """The base flow with keys added at dotted paths ("states.ask.eror")."""
+    flow = base_flow()
+    for path, value in changes.items():
+        *parents, key = path.split(".")
+        target: Any = flow
+        for name in parents:
+            target = target[int(name)] if isinstance(target, list) else target[name]
+        target[key] = value
+    return flow
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("colour", "unknown top-level key 'colour'"),
+        ("states.ask.eror", "state ask: unknown key 'eror' (known: kind, text, options"),
+        ("states.main.options.1.nxt", "state main: unknown option 2 key 'nxt'"),
+        ("states.ask.input.maxlength", "state ask: unknown input key 'maxlength'"),
+        ("states.bye.store", "state bye: end states take no 'store' (they take kind, text)"),
+        ("states.greet.error", "state greet: action states take no 'error'"),
+        ("commands", "unknown top-level key 'commands'"),  # only SMS flows have commands
+    ],
+)
+def test_a_key_the_spec_does_not_know_is_named_with_its_line(
+    tmp_path: Path, path: str, expected: str
+) -> None:
+    value: Any = {"en": "x"} if path.endswith("error") else 987654
+    folder = write(tmp_path, _flow_with(**{path: value}))
+    wanted = path.rsplit(".", 1)[-1] + ":" + ("" if isinstance(value, dict) else f" {value}")
+    lines = (folder / "test.yaml").read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.strip().startswith(wanted))
+    problems = [str(p) for p in check_directory(folder, registry(), {"distributor": "x"})[1]]
+    where = f"test.yaml:{line}" + (", " if expected.startswith("state") else ": ")
+    assert any(p.startswith(where + expected) for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (CURRENT + 1, f"spec {CURRENT + 1} is newer than this gateway reads (up to {CURRENT})"),
+        ("one", "spec must be a whole number"),
+        (-1, "spec must be a whole number"),
+    ],
+)
+def test_a_spec_this_gateway_cannot_read_is_refused(
+    tmp_path: Path, spec: object, expected: str
+) -> None:
+    flow = {"spec": spec, **base_flow()}
+    assert problems_of(tmp_path, flow) == [f"test.yaml:1: {expected}"]
+
+
+def _spec_0_sms() -> dict[str, Any]:
+    """The shipped SMS flow as it was written before spec versions."""
+    flow = yaml.safe_load((SHIPPED_FLOWS / "sms.yaml").read_text())
+    del flow["spec"]
+    return {**flow.pop("commands"), **flow}
+
+
+def test_a_spec_0_flow_is_migrated_and_reads_like_the_current_one(tmp_path: Path) -> None:
+    folder = write(tmp_path, _spec_0_sms(), name="sms.yaml")
+    (folder / "ussd.yaml").write_text((SHIPPED_FLOWS / "ussd.yaml").read_text())
+    flows, problems = check_directory(folder, ACTIONS, constants(Settings()))
+    old, current = flows["sms"], read_flow(SHIPPED_FLOWS / "sms.yaml")[0]
+    assert problems == [] and current is not None
+    assert (old.spec, old.migrated) == (0, ("moved keywords and language_names under commands",))
+    assert old.commands == current.commands and old.states == current.states
+    assert Keywords.from_flow(old) == Keywords.from_flow(current) and check_keywords(old) == []
+    result = CliRunner().invoke(flows_group, ["check", "--dir", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["migrated"] == {"sms.yaml": list(old.migrated)}
+
+
+def test_spec_0_keys_in_a_spec_1_file_are_unknown(tmp_path: Path) -> None:
+    flow = {"spec": 1, **_spec_0_sms()}
+    problems = problems_of(tmp_path, flow)
+    assert any(": unknown top-level key 'keywords'" in p for p in problems), problems
+    assert any(": unknown top-level key 'language_names'" in p for p in problems), problems
 
 
 def test_a_missing_engine_string_is_reported(tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ import click
 from paygo.cli.output import emit, handles_errors, json_option
 from paygo.conversations.actions import ACTIONS
 from paygo.conversations.commands import check_keywords
+from paygo.conversations.definitions import Flow
 from paygo.conversations.service import SMS_FLOW, constants, flows_dir
+from paygo.conversations.specs import CURRENT
 from paygo.conversations.validation import check_directory
 from paygo.settings import load_settings
 
@@ -40,10 +42,7 @@ def check(directory: Path | None, as_json: bool) -> None:
     flows, problems = check_directory(folder, ACTIONS, constants(settings))
     if SMS_FLOW in flows:
         problems += check_keywords(flows[SMS_FLOW])
-    lines = [str(p) for p in problems] or [
-        f"{flow.path}: ok ({len(flow.states)} states, {', '.join(flow.languages)})"
-        for flow in flows.values()
-    ]
+    lines = [str(p) for p in problems] or [_summary(flow) for flow in flows.values()]
     emit(
         as_json,
         {
@@ -51,11 +50,20 @@ def check(directory: Path | None, as_json: bool) -> None:
             "ok": not problems,
             "flows": sorted(f.path for f in flows.values()),
             "problems": [str(p) for p in problems],
+            "migrated": {f.path: list(f.migrated) for f in flows.values() if f.spec < CURRENT},
         },
         *lines,
     )
     if problems:
         raise SystemExit(1)
+
+
+def _summary(flow: Flow) -> str:
+    line = f"{flow.path}: ok ({len(flow.states)} states, {', '.join(flow.languages)})"
+    if flow.spec < CURRENT:
+        changes = "; ".join(flow.migrated) or "nothing else changes"
+        line += f"\n  written in spec {flow.spec}, read as spec {CURRENT}: {changes}"
+    return line
 
 
 commands = [flows_group]

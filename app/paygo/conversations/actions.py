@@ -1,30 +1,34 @@
 """The actions flows may call: identify the caller, read balances and tokens, quote a
 payment, remember a language, open a ticket. Each declares its branches and the longest
 value of everything it returns, which is what flow validation measures screens with.
+
+Actions read through the context and never write: a change they decide on is returned as
+an effect (`paygo.conversations.effects`), which the conversation service applies.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from functools import cache, cached_property
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlmodel import Session, col, or_, select
 
 from paygo import accountnumbers, accounts, credit
+from paygo.conversations.effects import CountWrongNumber, OpenTicket, SetLanguage
 from paygo.conversations.engine import Actions, ListSpec, Outcome
 from paygo.conversations.sessions import Lockout
 from paygo.errors import NotFound
-from paygo.models import Account, AccountStatus, Customer, Device, PaymentPlan, Ticket, Token
+from paygo.models import Account, AccountStatus, Customer, Device, PaymentPlan, Token
 from paygo.money import exponent, format_minor, to_minor
 from paygo.settings import Settings
 
@@ -44,10 +48,11 @@ VISIBLE = (*accounts.OPEN_STATUSES, AccountStatus.PAID_OFF)
 class Context:
     """What actions need from the outside world, for one hop or one message.
 
-    `engine` is the gateway's engine, in autocommit mode on PostgreSQL: every action reads
-    or writes with single statements, so a hop costs no BEGIN and COMMIT round trips.
+    `engine` is the gateway's engine, in autocommit mode on PostgreSQL: actions read and
+    effects write with single statements, so a hop costs no BEGIN and COMMIT round trips.
     Reads go straight to the hop's connection (the ORM costs more than the query); the ORM
-    session, for writes, shares that connection and its transaction.
+    session, for the ORM's reads and the effects' writes, shares that connection and its
+    transaction.
     """
 
     engine: Engine
@@ -109,8 +114,6 @@ def _customer_for_phone(ctx: Context) -> Customer | None:
     return ctx.session.exec(select(Customer).where(Customer.phone == ctx.phone)).first()
 
 
-#: Private session data (no placeholder can name it): the accounts as the session found them.
-SNAPSHOT = "_accounts"
 _ACCOUNT_FIELDS = (
     "id",
     "number",
@@ -135,10 +138,10 @@ _PLAN_FIELDS = (
 
 
 class Held:
-    """An account as the session found it, with its plan, the box's divider and time zone.
+    """An account as this hop read it, with its plan, the box's divider and time zone.
 
-    Plain data (it lives in the session state); the model objects the credit rules take
-    are built only when a screen needs them.
+    Plain data; the model objects the credit rules take are built only when a screen
+    needs them.
     """
 
     def __init__(self, facts: Mapping[str, Any]) -> None:
@@ -208,9 +211,6 @@ def _statements() -> dict[str, Any]:
         .limit(MAX_ACCOUNTS_LISTED),
         "newest_tokens": tokens.limit(bindparam("limit")),
         "one_token": tokens.where(col(Token.id) == bindparam("token_id")),
-        "set_language": update(Customer)
-        .where(col(Customer.phone) == bindparam("caller"))
-        .values(language=bindparam("chosen")),
     }
 
 
@@ -218,8 +218,8 @@ def _query(ctx: Context, name: str, **params: Any) -> list[Any]:
     return list(ctx.connection().execute(_statements()[name], params))
 
 
-def _snapshot(ctx: Context, row: Any) -> dict[str, Any]:
-    """One row of `_accounts_query` as plain JSON-able facts."""
+def _facts(ctx: Context, row: Any) -> dict[str, Any]:
+    """One row of the accounts query as plain facts."""
     values = list(row)
     account = dict(zip(_ACCOUNT_FIELDS, values, strict=False))
     until = values[len(_ACCOUNT_FIELDS)]
@@ -237,19 +237,12 @@ def _snapshot(ctx: Context, row: Any) -> dict[str, Any]:
 
 
 def _held(ctx: Context, data: Mapping[str, Any]) -> Held:
-    """The session's account as the session found it (a USSD session lasts 3 minutes).
-
-    Reading it once per session, not once per screen, keeps a hop off the database; an
-    account the session has not seen (an SMS, a number typed in) is read now.
-    """
+    """The conversation's account as it is now (one indexed query)."""
     number = str(data["account"])
-    facts = (data.get(SNAPSHOT) or {}).get(number)
-    if facts is None:
-        rows = _query(ctx, "by_number", number=number)
-        if not rows:
-            raise NotFound(f"no open account {number}", account=number)
-        facts = _snapshot(ctx, rows[0])
-    return Held(facts)
+    rows = _query(ctx, "by_number", number=number)
+    if not rows:
+        raise NotFound(f"no open account {number}", account=number)
+    return Held(_facts(ctx, rows[0]))
 
 
 def _smallest_payment(held: Held) -> int:
@@ -274,16 +267,18 @@ def identify(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     if not rows:
         locked = ctx.lockout.locked(session=ctx.session, phone=ctx.phone, now=ctx.now)
         return Outcome(branch="locked" if locked else "unknown")
-    found = [_snapshot(ctx, row) for row in rows]
+    found = [_facts(ctx, row) for row in rows]
     lang = found[0]["language"]
-    held = {facts["account"]["number"]: facts for facts in found}
     if len(found) == 1:
-        return Outcome(branch="one", data={"account": next(iter(held)), SNAPSHOT: held}, lang=lang)
+        return Outcome(branch="one", data={"account": found[0]["account"]["number"]}, lang=lang)
     listed = [
-        {"label": f"{number} {facts['plan']['name']}"[:32].rstrip(), "value": number}
-        for number, facts in held.items()
+        {
+            "label": f"{facts['account']['number']} {facts['plan']['name']}"[:32].rstrip(),
+            "value": facts["account"]["number"],
+        }
+        for facts in found
     ]
-    return Outcome(branch="many", data={"accounts": listed, SNAPSHOT: held}, lang=lang)
+    return Outcome(branch="many", data={"accounts": listed}, lang=lang)
 
 
 @ACTIONS.register(
@@ -298,11 +293,13 @@ def lookup_account(ctx: Context, data: Mapping[str, Any]) -> Outcome:
 def _lookup(ctx: Context, number: str, *, ok: str, wrong: str) -> Outcome:
     if ctx.lockout.locked(session=ctx.session, phone=ctx.phone, now=ctx.now):
         return Outcome(branch="locked")
-    rows = _query(ctx, "by_number", number=number)
-    if not rows:
-        locked = ctx.lockout.fail(session=ctx.session, phone=ctx.phone, now=ctx.now)
-        return Outcome(branch="locked" if locked else wrong)
-    return Outcome(branch=ok, data={"account": number, SNAPSHOT: {number: _snapshot(ctx, rows[0])}})
+    if not _query(ctx, "by_number", number=number):
+        count, _ = ctx.lockout.recent(session=ctx.session, phone=ctx.phone, now=ctx.now)
+        return Outcome(
+            branch="locked" if ctx.lockout.locks_at(count) else wrong,
+            effects=(CountWrongNumber(phone=ctx.phone, at=ctx.now),),
+        )
+    return Outcome(branch=ok, data={"account": number})
 
 
 # Balance, tokens, paying -----------------------------------------------------------------
@@ -478,26 +475,22 @@ def set_language(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     lang = str(data.get("new_language", ""))
     if lang not in accounts.LANGUAGES:
         lang = ctx.settings.default_language
-    # One statement: a phone without a customer (someone typing an account) changes nothing.
-    ctx.connection().execute(_statements()["set_language"], {"caller": ctx.phone, "chosen": lang})
-    return Outcome(lang=lang)
+    return Outcome(lang=lang, effects=(SetLanguage(phone=ctx.phone, language=lang),))
 
 
 @ACTIONS.register("create_ticket", produces={"ticket": 10})
 def create_ticket(ctx: Context, data: Mapping[str, Any]) -> Outcome:
-    """Open a ticket with the customer's own words."""
+    """Open a ticket with the customer's own words (its number comes once it is stored)."""
     account = _held(ctx, data).facts["account"]
-    ticket = Ticket(
+    ticket = OpenTicket(
         customer_id=account["customer_id"],
         account_id=account["id"],
         phone=ctx.phone,
         channel=ctx.channel,
         body=str(data.get("problem", "")),
-        created_at=ctx.now,
+        at=ctx.now,
     )
-    ctx.session.add(ticket)
-    ctx.session.flush()
-    return Outcome(data={"ticket": str(ticket.id)})
+    return Outcome(effects=(ticket,))
 
 
 # SMS commands ----------------------------------------------------------------------------
@@ -536,7 +529,7 @@ def sms_start(ctx: Context, data: Mapping[str, Any]) -> Outcome:
         return Outcome(branch="language", data={"new_language": wanted}, lang=lang)
     outcome = _sms_account(ctx, str(data.get("account_arg", "")))
     branch = command if outcome.branch == "ok" else outcome.branch
-    return Outcome(branch=branch, data=outcome.data, lang=lang)
+    return replace(outcome, branch=branch, lang=lang)
 
 
 def _sms_account(ctx: Context, typed: str) -> Outcome:

@@ -42,15 +42,15 @@ class Keywords:
 
     @classmethod
     def from_flow(cls, flow: Flow) -> Keywords:
-        """Read the `keywords` and `language_names` sections of the SMS flow."""
+        """Read the `keywords` and `language_names` of the SMS flow's `commands`."""
         commands: dict[str, tuple[str, str]] = {}
-        for command, by_lang in (flow.extra.get("keywords") or {}).items():
+        for command, by_lang in (flow.commands.get("keywords") or {}).items():
             for lang, words in by_lang.items():
                 for word in words:
                     commands[_squash(str(word))] = (str(command), str(lang))
         languages = {
             _squash(str(word)): str(lang)
-            for lang, words in (flow.extra.get("language_names") or {}).items()
+            for lang, words in (flow.commands.get("language_names") or {}).items()
             for word in words
         }
         return cls(commands=commands, languages=languages)
@@ -84,7 +84,7 @@ def _squash(word: str) -> str:
 
 def check_keywords(flow: Flow) -> list[Problem]:
     """Problems with the SMS flow's keywords: each command in each language, no clashes."""
-    raw: Any = flow.extra.get("keywords")
+    raw: Any = flow.commands.get("keywords")
     if not isinstance(raw, dict):
         return [Problem(flow.path, "keywords must map each command to words per language")]
     problems = []

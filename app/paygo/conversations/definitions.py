@@ -2,7 +2,9 @@
 
 A flow is data a distributor edits: states of kind menu, input, action and end, text per
 language with `{placeholders}`. Reading never raises on a bad file; it collects problems
-(file, state, language, message) so `paygo flows check` can list them all at once.
+(file, line, state, language, message) so `paygo flows check` can list them all at once.
+A file in an older spec is migrated first (`specs`); a key the spec does not know is a
+problem, so a typo (`eror:`) is caught rather than ignored.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 import yaml
 
-from paygo import accountnumbers
+from paygo import accountnumbers, yamldoc
+from paygo.conversations import specs
+from paygo.yamldoc import Located
 
 KINDS = ("menu", "input", "action", "end")
 INPUT_TYPES = ("digits", "account_number", "amount", "text")
@@ -27,8 +31,6 @@ PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _PRINTABLE = re.compile(r"^[\x20-\x7e\n]*$")
 
 Texts = Mapping[str, str]
-#: libyaml's safe loader when present: ten times faster, and every app start reads flows.
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,10 @@ class Problem:
     message: str
     state: str | None = None
     language: str | None = None
+    line: int | None = None
 
     def __str__(self) -> str:
-        where = [self.file]
+        where = [f"{self.file}:{self.line}" if self.line else self.file]
         if self.state:
             where.append(f"state {self.state}")
         if self.language:
@@ -142,7 +145,9 @@ class Flow:
     home: str | None
     strings: Mapping[str, Texts]
     states: Mapping[str, State]
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    commands: Mapping[str, Any] = field(default_factory=dict)  # SMS: keywords, language names
+    spec: int = specs.CURRENT  # the spec the file is written in (older ones were migrated)
+    migrated: tuple[str, ...] = ()  # what migrating it to the current spec changed
 
     @property
     def limit(self) -> int:
@@ -157,66 +162,131 @@ class Flow:
         return self.text(self.strings[key], lang)
 
 
-_TOP_KEYS = {"flow", "channel", "languages", "start", "home", "strings", "states"}
-
-
 def read_flow(path: Path) -> tuple[Flow | None, list[Problem]]:
     """Read one flow file; the flow is None when it is too broken to validate further."""
     name = path.name
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+        raw = yamldoc.load(path)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         return None, [Problem(name, f"cannot be read: {exc}".splitlines()[0])]
-    if not isinstance(raw, dict):
+    if not isinstance(raw, Located):
         return None, [Problem(name, "is not a mapping of flow, channel, languages, states")]
-    problems: list[Problem] = []
-    for key in ("flow", "channel", "languages", "start", "states"):
-        if key not in raw:
-            problems.append(Problem(name, f"missing top-level key {key!r}"))
+    spec, problems = _spec(name, raw)
     if problems:
         return None, problems
-    if raw["channel"] not in CHANNEL_LIMITS:
-        problems.append(Problem(name, f"channel must be one of {', '.join(CHANNEL_LIMITS)}"))
-    languages = raw["languages"]
-    if not (
-        isinstance(languages, list) and languages and all(isinstance(x, str) for x in languages)
-    ):
-        problems.append(Problem(name, "languages must be a list of language codes"))
-    if not isinstance(raw["states"], dict) or not raw["states"]:
-        problems.append(Problem(name, "states must be a mapping of state names"))
-    if problems:
-        return None, problems
+    migrated = specs.migrate(raw, spec)
+    allowed = specs.TOP_KEYS + ((specs.COMMANDS_KEY,) if raw.get("channel") == "sms" else ())
+    problems = _unknown(name, raw, allowed, "top-level key")
+    broken = _check_top(name, raw)
+    if broken:
+        return None, problems + broken
     states = {}
     for state_name, body in raw["states"].items():
-        state = _read_state(name, str(state_name), body, problems)
+        line = raw["states"].line_of(state_name)
+        state = _read_state(name, str(state_name), body, problems, line)
         if state is not None:
             states[state.name] = state
-    strings = {
-        str(k): _texts(name, None, v, problems, what=f"string {k}")
-        for k, v in (raw.get("strings") or {}).items()
-    }
     flow = Flow(
         name=str(raw["flow"]),
         path=name,
         channel=str(raw["channel"]),
-        languages=tuple(languages),
+        languages=tuple(raw["languages"]),
         start=str(raw["start"]),
         home=str(raw["home"]) if raw.get("home") else None,
-        strings=strings,
+        strings=_read_strings(name, raw.get("strings"), problems),
         states=states,
-        extra={k: v for k, v in raw.items() if k not in _TOP_KEYS},
+        commands=_read_commands(name, raw, problems),
+        spec=spec,
+        migrated=tuple(migrated),
     )
     return flow, problems
 
 
-def _read_state(file: str, name: str, body: Any, problems: list[Problem]) -> State | None:
-    if not isinstance(body, dict):
-        problems.append(Problem(file, "must be a mapping", state=name))
+def _spec(file: str, raw: Located) -> tuple[int, list[Problem]]:
+    """The spec a file is written in: `spec: N`, or 0 when it says none."""
+    spec = raw.get("spec", 0)
+    if isinstance(spec, bool) or not isinstance(spec, int) or spec < 0:
+        return 0, [Problem(file, "spec must be a whole number", line=raw.line_of("spec"))]
+    if spec > specs.CURRENT:
+        return spec, [
+            Problem(
+                file,
+                f"spec {spec} is newer than this gateway reads (up to {specs.CURRENT})",
+                line=raw.line_of("spec"),
+            )
+        ]
+    return spec, []
+
+
+def _check_top(file: str, raw: Located) -> list[Problem]:
+    """What makes a file unreadable as a flow: missing or malformed top-level keys."""
+    problems = []
+    for key in ("flow", "channel", "languages", "start", "states"):
+        if key not in raw:
+            problems.append(Problem(file, f"missing top-level key {key!r}"))
+    if problems:
+        return problems
+    if raw["channel"] not in CHANNEL_LIMITS:
+        problems.append(Problem(file, f"channel must be one of {', '.join(CHANNEL_LIMITS)}"))
+    languages = raw["languages"]
+    if not (
+        isinstance(languages, list) and languages and all(isinstance(x, str) for x in languages)
+    ):
+        problems.append(Problem(file, "languages must be a list of language codes"))
+    if not isinstance(raw["states"], Located) or not raw["states"]:
+        problems.append(Problem(file, "states must be a mapping of state names"))
+    return problems
+
+
+def _unknown(
+    file: str, mapping: Located, allowed: tuple[str, ...], what: str, state: str | None = None
+) -> list[Problem]:
+    return [
+        Problem(
+            file,
+            f"unknown {what} {key!r} (known: {', '.join(allowed)})",
+            state=state,
+            line=line,
+        )
+        for key, line in yamldoc.unknown_keys(mapping, allowed)
+    ]
+
+
+def _read_strings(file: str, raw: Any, problems: list[Problem]) -> dict[str, Texts]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(Problem(file, "strings must map names to texts"))
+        return {}
+    return {str(k): _texts(file, None, v, problems, what=f"string {k}") for k, v in raw.items()}
+
+
+def _read_commands(file: str, raw: Located, problems: list[Problem]) -> dict[str, Any]:
+    commands = raw.get(specs.COMMANDS_KEY)
+    if commands is None:
+        return {}
+    if not isinstance(commands, Located):
+        problems.append(
+            Problem(file, "commands must map keywords and language_names", line=raw.line)
+        )
+        return {}
+    problems += _unknown(file, commands, specs.COMMANDS_KEYS, "commands key")
+    return dict(commands)
+
+
+def _read_state(
+    file: str, name: str, body: Any, problems: list[Problem], line: int
+) -> State | None:
+    if not isinstance(body, Located):
+        problems.append(Problem(file, "must be a mapping", state=name, line=line))
         return None
     kind = body.get("kind")
     if kind not in KINDS:
-        problems.append(Problem(file, f"kind must be one of {', '.join(KINDS)}", state=name))
+        problems.append(
+            Problem(file, f"kind must be one of {', '.join(KINDS)}", state=name, line=line)
+        )
         return None
+    problems += _state_keys(file, name, kind, body)
     # Not `on:`, which YAML 1.1 reads as the boolean true.
     on = body.get("branches") or {}
     if not isinstance(on, dict):
@@ -237,6 +307,27 @@ def _read_state(file: str, name: str, body: Any, problems: list[Problem]) -> Sta
     )
 
 
+def _state_keys(file: str, name: str, kind: str, body: Located) -> list[Problem]:
+    """Keys no state takes, and keys this kind of state does not take."""
+    every = tuple(dict.fromkeys(k for keys in specs.STATE_KEYS.values() for k in keys))
+    problems = _unknown(file, body, every, "key", state=name)
+    misplaced = [
+        key
+        for key in body
+        if key in every and key not in specs.STATE_KEYS[kind] and key not in specs.SHAPE_CHECKED
+    ]
+    problems += [
+        Problem(
+            file,
+            f"{kind} states take no {key!r} (they take {', '.join(specs.STATE_KEYS[kind])})",
+            state=name,
+            line=body.line_of(key),
+        )
+        for key in misplaced
+    ]
+    return problems
+
+
 def _read_options(file: str, state: str, raw: Any, problems: list[Problem]) -> list[Option]:
     if not isinstance(raw, list):
         problems.append(Problem(file, "options must be a list", state=state))
@@ -246,6 +337,8 @@ def _read_options(file: str, state: str, raw: Any, problems: list[Problem]) -> l
         if not isinstance(item, dict) or "text" not in item or "next" not in item:
             problems.append(Problem(file, f"option {i} needs text and next", state=state))
             continue
+        if isinstance(item, Located):
+            problems += _unknown(file, item, specs.OPTION_KEYS, f"option {i} key", state=state)
         options.append(
             Option(
                 text=_texts(file, state, item["text"], problems),
@@ -265,6 +358,8 @@ def _read_input(file: str, state: str, raw: Any, problems: list[Problem]) -> Inp
             Problem(file, f"input type must be one of {', '.join(INPUT_TYPES)}", state=state)
         )
         return None
+    if isinstance(spec, Located):
+        problems += _unknown(file, spec, specs.INPUT_KEYS, "input key", state=state)
     try:
         rule = InputRule(
             type=spec["type"],

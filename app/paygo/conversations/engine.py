@@ -1,9 +1,13 @@
-"""The flow engine: `resume(state, input) -> (reply, new_state)`, with state as plain JSON.
+"""The flow engine: `resume(state, input) -> (reply, new_state, effects)`, state plain JSON.
 
-The engine does no I/O of its own. Actions are functions the app registers by name; the
-engine hands them an opaque context (the app's database session, the caller's phone) and
-checks what they return against what they declared, so a screen never grows past what
-validation measured. Long lists are paginated: `98` more, `0` back, `00` main menu.
+The engine writes nothing. Actions are functions the app registers by name; the engine hands
+them an opaque context (for reading) and checks what they return against what they
+declared, so a screen never grows past what validation measured. What an action decides
+to change (a language to remember, a ticket to open) comes back as effects: data the
+caller applies in its own transaction, as goflow's events are applied by its host. A value
+only the host can know (the number of the ticket it inserts) is awaited: the screen is
+finished by `settle` once the effects are applied. Long lists are paginated: `98` more,
+`0` back, `00` main menu.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from paygo.conversations.definitions import Flow, State, fill
 from paygo.errors import GatewayError
@@ -32,12 +36,25 @@ class FlowRuntimeError(GatewayError):
 
 
 @dataclass(frozen=True)
+class Effect:
+    """A change an action asks for; the caller applies it after the engine returns.
+
+    `provides` names the values applying it yields (each a placeholder the action declared),
+    which the engine awaits before a screen that shows them is finished.
+    """
+
+    provides: ClassVar[tuple[str, ...]] = ()
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """What an action returns: the branch to follow, data for the next screens, a language."""
+    """What an action returns: the branch to follow, data for the next screens, a language,
+    and the effects to apply."""
 
     branch: str = "ok"
     data: Mapping[str, Any] = field(default_factory=dict)
     lang: str | None = None
+    effects: tuple[Effect, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,10 +116,23 @@ class Actions:
 
 @dataclass(frozen=True)
 class Reply:
-    """A screen: its text, and whether the conversation ends with it."""
+    """A screen: its text, and whether the conversation ends with it.
+
+    `awaiting` names values the effects will provide: until `Engine.settle` has them, the
+    text shows them empty and must not be sent.
+    """
 
     text: str
     end: bool
+    awaiting: tuple[str, ...] = ()
+
+
+class Turn(NamedTuple):
+    """What one call of the engine gives back: the screen, the new state, the effects."""
+
+    reply: Reply
+    state: dict[str, Any]
+    effects: tuple[Effect, ...] = ()
 
 
 class Engine:
@@ -125,8 +155,8 @@ class Engine:
         lang: str,
         data: Mapping[str, Any] | None = None,
         context: Any = None,
-    ) -> tuple[Reply, dict[str, Any]]:
-        """Start `flow_name` and return its first screen and state."""
+    ) -> Turn:
+        """Start `flow_name` and return its first screen, state and effects."""
         flow = self.flows[flow_name]
         state: dict[str, Any] = {
             "flow": flow_name,
@@ -137,11 +167,10 @@ class Engine:
             "data": dict(data or {}),
             "done": False,
         }
-        return self._advance(flow, state, flow.start, context)
+        effects: list[Effect] = []
+        return self._turn(self._advance(flow, state, flow.start, context, effects), effects)
 
-    def resume(
-        self, state: Mapping[str, Any], user_input: str, *, context: Any = None
-    ) -> tuple[Reply, dict[str, Any]]:
+    def resume(self, state: Mapping[str, Any], user_input: str, *, context: Any = None) -> Turn:
         """Apply one input to a conversation; the given state is left untouched."""
         # The engine only replaces top-level data values and appends to the history, so
         # copying those two leaves the caller's state untouched.
@@ -153,14 +182,33 @@ class Engine:
         flow = self.flows[new["flow"]]
         if new.get("done"):
             raise FlowRuntimeError("the conversation has ended")
+        if new.get("awaiting"):
+            raise FlowRuntimeError("the last screen was never settled")
         current = flow.states[new["at"]]
         text = user_input.strip()
         navigated = self._navigate(flow, current, new, text)
         if navigated is not None:
-            return navigated, new
+            return Turn(navigated, new)
+        effects: list[Effect] = []
         if current.kind == "menu":
-            return self._choose(flow, current, new, text, context)
-        return self._answer(flow, current, new, text, context)
+            reply = self._choose(flow, current, new, text, context, effects)
+        else:
+            reply = self._answer(flow, current, new, text, context, effects)
+        return self._turn(reply, effects)
+
+    def settle(self, state: Mapping[str, Any], values: Mapping[str, str]) -> Turn:
+        """Finish a screen that awaited values the applied effects provided."""
+        new: dict[str, Any] = {**state, "data": dict(state["data"])}
+        widths: dict[str, int] = new.pop("awaiting", None) or {}
+        for name, width in widths.items():
+            value = values.get(name)
+            if not isinstance(value, str) or len(value) > width:
+                raise FlowRuntimeError(f"{name} must be a string of at most {width} characters")
+            new["data"][name] = value
+        return Turn(self._render(self.flows[new["flow"]], new, error=False), new)
+
+    def _turn(self, rendered: tuple[Reply, dict[str, Any]], effects: list[Effect]) -> Turn:
+        return Turn(rendered[0], rendered[1], tuple(effects))
 
     def wants_text(self, state: Mapping[str, Any]) -> bool:
         """True when the conversation waits for free text (which may itself hold `*`)."""
@@ -192,7 +240,13 @@ class Engine:
         return self._render(flow, state, error=False)
 
     def _choose(
-        self, flow: Flow, current: State, state: dict[str, Any], text: str, context: Any
+        self,
+        flow: Flow,
+        current: State,
+        state: dict[str, Any],
+        text: str,
+        context: Any,
+        effects: list[Effect],
     ) -> tuple[Reply, dict[str, Any]]:
         pages = self._pages(flow, current, state)
         shown = dict(pages[min(state["page"], len(pages) - 1)])
@@ -203,7 +257,7 @@ class Engine:
         if current.store and value is not None:
             state["data"][current.store] = value
         state["history"].append([current.name, state["page"]])
-        return self._advance(flow, state, target, context)
+        return self._advance(flow, state, target, context, effects)
 
     def _option_target(
         self, current: State, state: dict[str, Any], number: int
@@ -216,7 +270,13 @@ class Engine:
         return option.next, option.value
 
     def _answer(
-        self, flow: Flow, current: State, state: dict[str, Any], text: str, context: Any
+        self,
+        flow: Flow,
+        current: State,
+        state: dict[str, Any],
+        text: str,
+        context: Any,
+        effects: list[Effect],
     ) -> tuple[Reply, dict[str, Any]]:
         assert current.input is not None and current.next is not None
         value = current.input.clean(text)
@@ -225,12 +285,12 @@ class Engine:
         if current.store:
             state["data"][current.store] = value
         state["history"].append([current.name, state["page"]])
-        return self._advance(flow, state, current.next, context)
+        return self._advance(flow, state, current.next, context, effects)
 
     # Running actions ------------------------------------------------------------------
 
     def _advance(
-        self, flow: Flow, state: dict[str, Any], target: str, context: Any
+        self, flow: Flow, state: dict[str, Any], target: str, context: Any, effects: list[Effect]
     ) -> tuple[Reply, dict[str, Any]]:
         for _ in range(MAX_STEPS):
             current = flow.states[target]
@@ -238,10 +298,12 @@ class Engine:
             if current.kind != "action":
                 state["done"] = current.kind == "end"
                 return self._render(flow, state, error=False), state
-            target = self._run_action(current, state, context)
+            target = self._run_action(current, state, context, effects)
         raise FlowRuntimeError(f"{flow.path}: more than {MAX_STEPS} actions in a row", state=target)
 
-    def _run_action(self, current: State, state: dict[str, Any], context: Any) -> str:
+    def _run_action(
+        self, current: State, state: dict[str, Any], context: Any, effects: list[Effect]
+    ) -> str:
         assert current.action is not None
         spec = self.actions.get(current.action)
         if spec is None:
@@ -251,6 +313,12 @@ class Engine:
         state["data"].update(outcome.data)
         if outcome.lang:
             state["lang"] = outcome.lang
+        effects += outcome.effects
+        for effect in outcome.effects:
+            for name in effect.provides:
+                # Shown empty until settled; `awaiting` keeps the width to check it against.
+                state["data"][name] = ""
+                state.setdefault("awaiting", {})[name] = spec.produces[name]
         target = current.on.get(outcome.branch) or current.next
         if target is None:
             raise FlowRuntimeError(
@@ -281,11 +349,13 @@ class Engine:
         elif current.kind == "input":
             lines += self._footer(flow, state, more=False, lang=lang, back=bool(state["history"]))
         text = "\n".join(lines)
-        if len(text) > flow.limit:
+        awaiting: Mapping[str, int] = state.get("awaiting") or {}
+        longest = len(text) + sum(awaiting.values())
+        if longest > flow.limit:
             raise FlowRuntimeError(
-                f"{flow.path}: screen of {len(text)} characters", state=current.name
+                f"{flow.path}: screen of {longest} characters", state=current.name
             )
-        return Reply(text=text, end=current.kind == "end")
+        return Reply(text=text, end=current.kind == "end", awaiting=tuple(awaiting))
 
     def _pages(
         self, flow: Flow, current: State, state: Mapping[str, Any]
@@ -361,6 +431,10 @@ def _check_outcome(spec: ActionSpec, outcome: Outcome) -> None:
     """Refuse what an action returns beyond its declaration: screens were measured on it."""
     if outcome.branch not in spec.branches:
         raise FlowRuntimeError(f"action {spec.name} returned undeclared branch {outcome.branch!r}")
+    for effect in outcome.effects:
+        missing = [name for name in effect.provides if name not in spec.produces]
+        if missing:
+            raise FlowRuntimeError(f"action {spec.name} did not declare {', '.join(missing)}")
     for key, value in outcome.data.items():
         if key in spec.lists:
             _check_list(spec, key, value)

@@ -23,7 +23,8 @@ from sqlmodel import Session, select
 
 from paygo.conversations.actions import ACTIONS, Context
 from paygo.conversations.commands import Keywords, check_keywords
-from paygo.conversations.engine import Engine, Reply
+from paygo.conversations.effects import Host, apply_effects
+from paygo.conversations.engine import Engine, Reply, Turn
 from paygo.conversations.sessions import DatabaseSessions, Lockout, RedisSessions, SessionStore
 from paygo.conversations.validation import load_flows
 from paygo.db import Database
@@ -74,6 +75,13 @@ class Conversations:
             now=self.clock(),
             channel=channel,
         )
+
+    def applied(self, ctx: Context, turn: Turn) -> Turn:
+        """Apply what one engine call decided, in the hop's transaction; finish its screen."""
+        if not turn.effects:
+            return turn
+        values = apply_effects(Host(session=ctx.session, lockout=self.lockout), turn.effects)
+        return self.engine.settle(turn.state, values) if turn.reply.awaiting else turn
 
     def sorry(self, flow: str, lang: str | None) -> str:
         """The apology screen in `lang` (or the default language)."""
@@ -182,13 +190,12 @@ def _start(conv: Conversations, hop: UssdHop) -> dict[str, Any]:
     # An unknown or expired session starts cleanly at the first screen, whatever the text.
     ctx = conv.context(phone=hop.phone, channel="ussd")
     try:
-        reply, state = conv.engine.begin(
-            USSD_FLOW, lang=conv.settings.default_language, context=ctx
-        )
+        turn = conv.engine.begin(USSD_FLOW, lang=conv.settings.default_language, context=ctx)
+        turn = conv.applied(ctx, turn)
         ctx.close(commit=True)
     finally:
         ctx.close(commit=False)
-    return _record(hop, state, reply, hops=1)
+    return _record(hop, turn.state, turn.reply, hops=1)
 
 
 def _continue(conv: Conversations, hop: UssdHop, record: dict[str, Any]) -> dict[str, Any]:
@@ -202,9 +209,9 @@ def _continue(conv: Conversations, hop: UssdHop, record: dict[str, Any]) -> dict
         for i, piece in enumerate(inputs):
             rest = conv.engine.wants_text(state)
             # Free text may itself hold a `*`: it takes every remaining input.
-            reply, state = conv.engine.resume(
-                state, "*".join(inputs[i:]) if rest else piece, context=ctx
-            )
+            turn = conv.engine.resume(state, "*".join(inputs[i:]) if rest else piece, context=ctx)
+            # Applied before the next input: a second wrong number must see the first.
+            reply, state, _ = conv.applied(ctx, turn)
             if reply.end or rest:
                 break
         ctx.close(commit=True)
@@ -299,7 +306,8 @@ def _sms_reply(conv: Conversations, *, phone: str, text: str) -> str:
     lang = command.keyword_lang or conv.settings.default_language
     ctx = conv.context(phone=phone, channel="sms")
     try:
-        reply, _ = conv.engine.begin(SMS_FLOW, lang=lang, data=command.data(), context=ctx)
+        turn = conv.engine.begin(SMS_FLOW, lang=lang, data=command.data(), context=ctx)
+        reply = conv.applied(ctx, turn).reply
         ctx.close(commit=True)
         return reply.text
     except GatewayError:

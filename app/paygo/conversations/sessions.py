@@ -163,7 +163,11 @@ def record_session_end(
 
 
 class Lockout:
-    """Counts wrong account numbers per phone; too many in a day locks the phone a while."""
+    """Counts wrong account numbers per phone; too many in a day locks the phone a while.
+
+    Actions only read it (`recent`, `locked`, `locks_at`); the failure itself is recorded
+    when the conversation service applies the action's effect (`record_failure`).
+    """
 
     def __init__(self, *, redis: Redis | None, failures: int, seconds: int) -> None:
         self.redis = redis
@@ -173,29 +177,32 @@ class Lockout:
 
     def locked(self, *, session: Session, phone: str, now: datetime) -> bool:
         """True while `phone` may not try account numbers."""
-        count, last = self._recent(session, phone, now)
+        count, last = self.recent(session=session, phone=phone, now=now)
         return count >= self.failures and last is not None and last + self.lock_for > now
 
-    def fail(self, *, session: Session, phone: str, now: datetime) -> bool:
-        """Count one wrong number from `phone`; True when that locks it."""
+    def locks_at(self, count: int) -> bool:
+        """True when one more wrong number, after `count` recent ones, locks the phone."""
+        return count + 1 >= self.failures and self.lock_for > timedelta(0)
+
+    def record_failure(self, *, session: Session, phone: str, now: datetime) -> None:
+        """Count one wrong number from `phone` (and forget those past the window)."""
         if self.redis is not None:
             key = _FAILURES_KEY.format(phone)
             pipe = self.redis.pipeline()
             pipe.zadd(key, {uuid.uuid4().hex: now.timestamp()})
+            pipe.zremrangebyscore(key, "-inf", (now - self.window).timestamp())
             pipe.expire(key, int(self.window.total_seconds()))
             pipe.execute()
         else:
             session.add(LookupFailure(phone=phone, created_at=now))
             session.flush()
-        return self.locked(session=session, phone=phone, now=now)
 
-    def _recent(self, session: Session, phone: str, now: datetime) -> tuple[int, datetime | None]:
+    def recent(self, *, session: Session, phone: str, now: datetime) -> tuple[int, datetime | None]:
+        """How many wrong numbers `phone` typed within the window, and when the last was."""
         since = now - self.window
         if self.redis is not None:
-            key = _FAILURES_KEY.format(phone)
-            self.redis.zremrangebyscore(key, "-inf", since.timestamp())
-            pairs: list[tuple[bytes, float]] = self.redis.zrange(  # type: ignore[assignment]
-                key, 0, -1, withscores=True
+            pairs: list[tuple[bytes, float]] = self.redis.zrangebyscore(  # type: ignore[assignment]
+                _FAILURES_KEY.format(phone), f"({since.timestamp()}", "+inf", withscores=True
             )
             last = max((score for _, score in pairs), default=None)
             return len(pairs), datetime.fromtimestamp(last, now.tzinfo) if last else None
