@@ -12,7 +12,7 @@ from flask import Flask
 from sqlmodel import col, select
 
 from paygo.extensions import Gateway
-from paygo.messaging import reminders, sms
+from paygo.messaging import reminders
 from paygo.models import (
     Account,
     AccountStatus,
@@ -23,6 +23,7 @@ from paygo.models import (
     PaymentStatus,
     utcnow,
 )
+from paygo.texts import sms
 from tests.factories import make_account, make_plan
 from tests.messaging_helpers import gateway_of
 

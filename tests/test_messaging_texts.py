@@ -7,7 +7,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from paygo.messaging import quiet, sms, templates
+from paygo.messaging import quiet
+from paygo.texts import reminders, sms
+from paygo.texts.catalogue import shipped
 
 NAIROBI = zoneinfo.ZoneInfo("Africa/Nairobi")
 LONG_VALUES = {
@@ -43,12 +45,12 @@ def test_truncate_cuts_to_the_allowed_parts_and_says_so() -> None:
     assert sms.parts(sms.truncate("x" * 1000, max_parts=3)) == 3
 
 
-@pytest.mark.parametrize("kind", sorted(templates.TEMPLATES))
-@pytest.mark.parametrize("lang", templates.LANGUAGES)
+@pytest.mark.parametrize("kind", sorted(reminders.KINDS))
+@pytest.mark.parametrize("lang", shipped().languages)
 def test_every_reminder_fits_one_gsm7_sms_with_long_values(kind: str, lang: str) -> None:
     for month in range(1, 13):
-        text = templates.render(
-            kind, lang, date=templates.format_date(date(2026, month, 28), lang), **LONG_VALUES
+        text = reminders.render(
+            kind, lang, date=shipped().day_month(date(2026, month, 28), lang), **LONG_VALUES
         )
         assert sms.encoding(text) == "gsm7", text
         assert sms.parts(text) == 1, text
@@ -57,22 +59,22 @@ def test_every_reminder_fits_one_gsm7_sms_with_long_values(kind: str, lang: str)
 
 def test_reminders_speak_the_customers_language() -> None:
     values = {"date": "2 Des", **LONG_VALUES}
-    assert "Lipa kwa PayBill" in templates.render("expiry", "sw", **values)
-    assert "Payez au PayBill" in templates.render("expiry", "fr", **values)
-    assert "Pay to PayBill" in templates.render("expiry", "en", **values)
-    assert templates.format_date(date(2026, 8, 1), "fr") == "1 aout"
-    assert templates.format_date(date(2026, 12, 1), "sw") == "1 Des"
+    assert "Lipa kwa PayBill" in reminders.render("expiry", "sw", **values)
+    assert "Payez au PayBill" in reminders.render("expiry", "fr", **values)
+    assert "Pay to PayBill" in reminders.render("expiry", "en", **values)
+    assert shipped().day_month(date(2026, 8, 1), "fr") == "1 aout"
+    assert shipped().day_month(date(2026, 12, 1), "sw") == "1 Des"
 
 
 def test_an_unknown_language_falls_back_to_the_default_then_english() -> None:
-    assert templates.language("de", "sw") == "sw"
-    assert templates.language(None, "xx") == "en"
+    assert shipped().language("de", "sw") == "sw"
+    assert shipped().language(None, "xx") == "en"
 
 
 def test_a_text_too_long_for_the_allowed_parts_is_cut() -> None:
     values = {**LONG_VALUES, "distributor": "X" * 150, "date": "1 Jan"}
-    assert sms.parts(templates.render("expiry", "en", **values)) == 1
-    assert sms.parts(templates.render("expiry", "en", max_parts=2, **values)) == 2
+    assert sms.parts(reminders.render("expiry", "en", **values)) == 1
+    assert sms.parts(reminders.render("expiry", "en", max_parts=2, **values)) == 2
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,14 @@
 """YAML files people edit (flows, texts), read with the line of every key.
 
 A reader that knows where each key was can say `ussd.yaml:42` about a typo. Mappings come
-back as `Located` dicts; everything else is what PyYAML's safe loader makes.
+back as `Located` dicts; everything else is what PyYAML's safe loader makes. Readers never
+raise on a bad file: they collect `Problem`s, so a check can list them all at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,25 @@ import yaml
 
 #: libyaml's parser when present: ten times faster, and every app start reads these files.
 _BASE: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file people edit: where it is and what it is."""
+
+    file: str
+    message: str
+    state: str | None = None
+    language: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = [f"{self.file}:{self.line}" if self.line else self.file]
+        if self.state:
+            where.append(f"state {self.state}")
+        if self.language:
+            where.append(f"language {self.language}")
+        return f"{', '.join(where)}: {self.message}"
 
 
 class Located(dict[Any, Any]):

@@ -1,7 +1,8 @@
-"""`paygo flows check`: validate the USSD and SMS flow files without starting the gateway.
+"""`paygo flows check`: validate the flow files and the texts catalogue without starting
+the gateway.
 
-It works while the flows are broken (when the app itself refuses to start), so it reads
-the settings on its own rather than through the app.
+It works while they are broken (when the app itself refuses to start), so it reads the
+settings on its own rather than through the app.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from paygo.conversations.service import SMS_FLOW, constants, flows_dir
 from paygo.conversations.specs import CURRENT
 from paygo.conversations.validation import check_directory
 from paygo.settings import load_settings
+from paygo.texts import catalogue
+from paygo.texts.check import check_texts
 
 
 @click.group("flows")
 def flows_group() -> None:
-    """Check the USSD menus and SMS replies (flows/*.yaml)."""
+    """Check the USSD menus, SMS replies (flows/*.yaml) and texts (flows/texts.yaml)."""
 
 
 @flows_group.command("check")
@@ -36,19 +39,27 @@ def flows_group() -> None:
 @json_option
 @handles_errors
 def check(directory: Path | None, as_json: bool) -> None:
-    """Validate every flow: targets, reachability, dead ends, actions, languages, lengths."""
+    """Validate every flow (targets, reachability, dead ends, actions, languages, screen
+    lengths) and every text (languages, placeholders, GSM-7, one SMS)."""
     settings = load_settings()
     folder = directory or flows_dir(settings)
     flows, problems = check_directory(folder, ACTIONS, constants(settings))
     if SMS_FLOW in flows:
         problems += check_keywords(flows[SMS_FLOW])
+    texts, text_problems = check_texts(catalogue.SHIPPED, constants(settings))
+    problems += text_problems
     lines = [str(p) for p in problems] or [_summary(flow) for flow in flows.values()]
+    if texts is not None and not problems:
+        lines.append(
+            f"{texts.path}: ok ({len(texts.messages)} messages, {', '.join(texts.languages)})"
+        )
     emit(
         as_json,
         {
             "directory": str(folder),
             "ok": not problems,
             "flows": sorted(f.path for f in flows.values()),
+            "texts": str(catalogue.SHIPPED),
             "problems": [str(p) for p in problems],
             "migrated": {f.path: list(f.migrated) for f in flows.values() if f.spec < CURRENT},
         },

@@ -19,8 +19,8 @@ from paygo.messaging.sending import send_committed
 from paygo.models import Account, Device, Payment, PaymentPlan, utcnow
 from paygo.money import format_minor, to_minor
 from paygo.payments import manual, reconcile, reversals, tasks
+from paygo.texts import formats
 from paygo.tokens.codec import format_code
-from paygo.tokens.receipts import days_text
 
 
 def payment_dict(payment: Payment) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def _outcome(result: CreditResult, data: dict[str, Any], currency: str) -> str:
     elif q.below_minimum:
         text = f"no token: below the minimum of {money(q.minimum)}, kept for the next payment"
     elif q.steps:
-        text = f"{days_text(q.days)} days, credit until {data['credit_until']:%Y-%m-%d %H:%M}"
+        text = f"{formats.days(q.days)} days, credit until {data['credit_until']:%Y-%m-%d %H:%M}"
     else:
         text = "no token: not enough for a step of time"
     if q.remainder_after and not result.already_credited:

@@ -14,9 +14,9 @@ from paygo.ledger import operator
 from paygo.ledger.locks import hold_account
 from paygo.messaging.sending import send_committed
 from paygo.models import Device, Token, row_id, utcnow
+from paygo.texts import formats
 from paygo.tokens.codec import TokenKind, format_code
 from paygo.tokens.issue import recent_tokens
-from paygo.tokens.receipts import days_text
 
 KINDS = {
     "add": TokenKind.ADD_TIME,
@@ -62,7 +62,7 @@ def line(token: dict[str, Any]) -> str:
     what = {
         TokenKind.DISABLE_PAYG: "unlocks the box for good",
         TokenKind.COUNTER_SYNC: "resynchronises the count",
-    }.get(token["type"], f"{days_text(token['days'])} days")
+    }.get(token["type"], f"{formats.days(token['days'])} days")
     return f"{token['formatted']}  ({token['type']}, {what}, count {token['count']})"
 
 
@@ -126,7 +126,7 @@ def list_(number: str, limit: int, as_json: bool) -> None:
         ]
     lines = [
         f"{r['created_at']:%Y-%m-%d %H:%M}  {r['formatted']:<26} {r['type']:<13} "
-        f"{days_text(r['days']):>6} days  count {r['count']}  {r['reason']}"
+        f"{formats.days(r['days']):>6} days  count {r['count']}  {r['reason']}"
         for r in rows
     ]
     emit(as_json, {"account_number": number, "tokens": rows}, *lines or ["no tokens yet"])

@@ -8,14 +8,12 @@ an effect (`paygo.conversations.effects`), which the conversation service applie
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from functools import cache, cached_property
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
@@ -29,15 +27,14 @@ from paygo.conversations.engine import Actions, ListSpec, Outcome
 from paygo.conversations.sessions import Lockout
 from paygo.errors import NotFound
 from paygo.models import Account, AccountStatus, Customer, Device, PaymentPlan, Token
-from paygo.money import exponent, format_minor, to_minor
+from paygo.money import exponent, to_minor
 from paygo.settings import Settings
+from paygo.texts import formats
 
 ACTIONS = Actions()
-MONEY = 18  # "KES 15,000,000.00"
-DATE = 10  # "30/11/2026"
+MONEY, DATE, DAYS = formats.MONEY, formats.DATE, formats.DAYS
 ACCOUNT = 12  # Account.number
 CODE = 31  # a 24-digit code grouped in threes
-DAYS = 7  # "99999.9"
 MAX_TOKENS_LISTED = 10
 MAX_ACCOUNTS_LISTED = 20
 #: The statuses a customer can ask about (closed and repossessed accounts are not shown).
@@ -94,20 +91,6 @@ class Context:
             if session is not None:
                 session.close()
             connection.close()
-
-
-def group_code(code: str) -> str:
-    """A code as people read it: digits in threes ("123 456 789")."""
-    return " ".join(code[i : i + 3] for i in range(0, len(code), 3))
-
-
-def _date(value: datetime | None, zone: str) -> str:
-    return value.astimezone(ZoneInfo(zone)).strftime("%d/%m/%Y") if value else "-"
-
-
-def _days(value: float) -> str:
-    tenths = math.floor(value * 10 + 1e-9) / 10
-    return str(int(tenths)) if tenths == int(tenths) else f"{tenths:.1f}"
 
 
 def _customer_for_phone(ctx: Context) -> Customer | None:
@@ -321,18 +304,18 @@ def balance(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """The account's credit: days left, credit-until, paid, left to pay, next payment."""
     held = _held(ctx, data)
     account, plan, cur = held.account, held.plan, held.plan.currency
-    paid = format_minor(account.total_paid, cur)
+    paid = formats.money(account.total_paid, cur)
     if account.status == AccountStatus.PAID_OFF:
         return Outcome(branch="paid_off", data={"account": account.number, "paid": paid})
     left = None if plan.total_price is None else max(0, plan.total_price - account.total_paid)
     return Outcome(
         data={
             "account": account.number,
-            "days_left": _days(credit.days_left(account, ctx.now)),
-            "credit_until": _date(account.credit_until, held.zone),
+            "days_left": formats.days(credit.days_left(account, ctx.now)),
+            "credit_until": formats.date(account.credit_until, held.zone),
             "paid": paid,
-            "left_to_pay": "-" if left is None else format_minor(left, cur),
-            "due": _date(credit.next_payment_due(plan, account), held.zone),
+            "left_to_pay": "-" if left is None else formats.money(left, cur),
+            "due": formats.date(credit.next_payment_due(plan, account), held.zone),
         }
     )
 
@@ -357,9 +340,9 @@ def _token_outcome(held: Held, token: Any | None) -> Outcome:
     return Outcome(
         data={
             "account": held.number,
-            "code": group_code(token.code),
-            "token_date": _date(token.created_at, held.zone),
-            "token_days": _days(token.days),
+            "code": formats.code(token.code),
+            "token_date": formats.date(token.created_at, held.zone),
+            "token_days": formats.days(token.days),
         }
     )
 
@@ -384,7 +367,10 @@ def token_history(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """The last few codes with their dates, newest first."""
     held = _held(ctx, data)
     listed = [
-        {"label": f"{_date(t.created_at, held.zone)} {group_code(t.code)}", "value": str(t.id)}
+        {
+            "label": f"{formats.date(t.created_at, held.zone)} {formats.code(t.code)}",
+            "value": str(t.id),
+        }
         for t in _tokens(ctx, held, MAX_TOKENS_LISTED)
     ]
     if not listed:
@@ -415,8 +401,8 @@ def pay_info(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     return Outcome(
         data={
             "account": held.number,
-            "price_per_day": format_minor(held.plan.price_per_day, cur),
-            "minimum": format_minor(_smallest_payment(held), cur),
+            "price_per_day": formats.money(held.plan.price_per_day, cur),
+            "minimum": formats.money(_smallest_payment(held), cur),
         }
     )
 
@@ -450,19 +436,23 @@ def quote(ctx: Context, data: Mapping[str, Any]) -> Outcome:
         now=ctx.now,
         divider=held.divider,
     )
-    base = {"account": account.number, "amount_text": format_minor(q.amount, cur)}
+    base = {"account": account.number, "amount_text": formats.money(q.amount, cur)}
     if q.pays_off:
         return Outcome(branch="pays_off", data=base)
     if q.deposit_left > 0:
         return Outcome(
-            branch="deposit", data={**base, "deposit_left": format_minor(q.deposit_left, cur)}
+            branch="deposit", data={**base, "deposit_left": formats.money(q.deposit_left, cur)}
         )
     if q.below_minimum or not q.buys_time:
-        smallest = format_minor(_smallest_payment(held), cur)
+        smallest = formats.money(_smallest_payment(held), cur)
         return Outcome(branch="below_minimum", data={**base, "minimum": smallest})
     return Outcome(
         branch="time",
-        data={**base, "days": _days(q.days), "credit_until": _date(q.credit_until, held.zone)},
+        data={
+            **base,
+            "days": formats.days(q.days),
+            "credit_until": formats.date(q.credit_until, held.zone),
+        },
     )
 
 

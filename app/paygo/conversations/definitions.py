@@ -20,36 +20,19 @@ import yaml
 
 from paygo import accountnumbers, yamldoc
 from paygo.conversations import specs
-from paygo.yamldoc import Located
+from paygo.texts.placeholders import fill, placeholders
+from paygo.yamldoc import Located, Problem
+
+__all__ = ["Flow", "InputRule", "Option", "Problem", "State", "fill", "placeholders", "read_flow"]
 
 KINDS = ("menu", "input", "action", "end")
 INPUT_TYPES = ("digits", "account_number", "amount", "text")
 #: Characters a screen may hold: the whole USSD reply is 182 with its "CON " or "END ".
 CHANNEL_LIMITS = {"ussd": 182 - len("CON "), "sms": 160}
-PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 #: Telcos mangle anything past plain ASCII, so screens keep to it.
 _PRINTABLE = re.compile(r"^[\x20-\x7e\n]*$")
 
 Texts = Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a flow: where it is and what it is."""
-
-    file: str
-    message: str
-    state: str | None = None
-    language: str | None = None
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = [f"{self.file}:{self.line}" if self.line else self.file]
-        if self.state:
-            where.append(f"state {self.state}")
-        if self.language:
-            where.append(f"language {self.language}")
-        return f"{', '.join(where)}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -390,16 +373,6 @@ def _texts(
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def placeholders(text: str) -> list[str]:
-    """The placeholder names in a text, in order."""
-    return PLACEHOLDER.findall(text)
-
-
-def fill(text: str, values: Mapping[str, Any]) -> str:
-    """Replace each `{name}` with its value (every name must have one)."""
-    return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)
 
 
 def is_plain(text: str) -> bool:

@@ -32,6 +32,8 @@ from paygo.errors import FlowError, GatewayError
 from paygo.messaging.outbox import Outgoing, queue_message
 from paygo.models import MessageStatus, OutboundMessage, row_id, utcnow
 from paygo.settings import Settings
+from paygo.texts import catalogue
+from paygo.texts.check import load_texts
 
 log = logging.getLogger(__name__)
 SHIPPED_FLOWS = Path(str(files("paygo") / "flows"))
@@ -97,6 +99,8 @@ def build(
 ) -> Conversations:
     """Load and validate the flows (FlowError names file, state and language) and wire up."""
     flows = load_flows(flows_dir(settings), ACTIONS, constants(settings))
+    # The SMS the gateway writes on its own are measured with this install's values too.
+    load_texts(catalogue.SHIPPED, constants(settings))
     for needed in (USSD_FLOW, SMS_FLOW):
         if needed not in flows:
             raise FlowError(f"no flow named {needed!r} in {flows_dir(settings)}")

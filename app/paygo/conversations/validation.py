@@ -23,6 +23,7 @@ from paygo.conversations.definitions import (
 )
 from paygo.conversations.engine import BACK, HOME, MAX_OPTIONS, MORE, Actions, ListSpec
 from paygo.errors import FlowError
+from paygo.texts.catalogue import TEXTS_FILE
 
 #: Strings every flow needs: the engine's navigation and errors, the channel's apology.
 BASE_STRINGS = ("sorry",)
@@ -44,14 +45,15 @@ def check_directory(
     directory: Path, actions: Actions, constants: Mapping[str, str]
 ) -> tuple[dict[str, Flow], list[Problem]]:
     """Read and validate every flow in `directory`, returning all the problems found."""
-    paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    yamls = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    paths = [path for path in yamls if path.name != TEXTS_FILE]  # the texts catalogue
     if not paths:
         return {}, [Problem(str(directory), "no flow files (*.yaml) found")]
     flows: dict[str, Flow] = {}
     problems: list[Problem] = []
     for path in paths:
-        flow, found = read_flow(path)
-        problems += found
+        flow, read = read_flow(path)
+        problems += read
         if flow is None:
             continue
         if flow.name in flows:

@@ -8,5 +8,5 @@
   functions above take the held rows rather than locking them again.
 
 Codes themselves come from `paygo.tokens` (OpenPAYGO), what a payment buys from
-`paygo.credit` (pure rules), and texts from `paygo.tokens.receipts`.
+`paygo.credit` (pure rules), and texts from `paygo.texts.receipts`.
 """

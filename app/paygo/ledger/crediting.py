@@ -36,7 +36,7 @@ from paygo.models import (
 )
 from paygo.tokens.codec import TokenKind
 from paygo.tokens.issue import issue_token
-from paygo.tokens.receipts import render_receipt
+from paygo.texts.receipts import render_receipt
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from paygo.models import (
     Token,
     row_id,
 )
+from paygo.texts.receipts import render_token_notice
 from paygo.tokens.codec import TokenKind
 from paygo.tokens.issue import issue_token, lock_device
-from paygo.tokens.receipts import render_token_notice
 
 #: The server's remaining days are rounded up to the next step for a SET_TIME code, but a
 #: few seconds past a whole step (the clock moved while the operator typed) do not count.

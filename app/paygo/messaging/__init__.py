@@ -9,7 +9,7 @@
   Infobip) behind one interface, and the registry that names them.
 - `jobs`: the periodic work (the outbox sweep, reminders, the delivery-report chase).
 - `setup`: without Redis, the thread in the web process that runs that periodic work.
-- `reminders`, `templates`, `quiet`, `sms`: reminder texts, quiet hours, SMS length.
+- `reminders`, `quiet`: reminders (their texts are in `paygo.texts`), quiet hours.
 - `reports`: delivery reports recorded (paygo.web.sms serves them), and the daily chase of
   those that never came.
 """

@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from sqlmodel import Session, col, func, select
 
 from paygo.extensions import Gateway
-from paygo.messaging import quiet, templates
+from paygo.messaging import quiet
 from paygo.messaging.outbox import queue_message
 from paygo.messaging.sending import send_committed
 from paygo.models import (
@@ -27,6 +27,8 @@ from paygo.models import (
     utcnow,
 )
 from paygo.settings import Settings
+from paygo.texts import catalogue
+from paygo.texts.reminders import render as render_reminder
 
 KIND = "reminder"
 #: "Out of light" goes out on these days after the credit ended: (day, until day).
@@ -84,15 +86,16 @@ def _reminder(
         if step is None:
             return None
         kind, key = "out_of_light", f"reminder:{account.id}:off:{expiry.isoformat()}:{step}"
-    lang = templates.language(customer.language, settings.default_language)
-    body = templates.render(
+    texts = catalogue.shipped()
+    lang = texts.language(customer.language, settings.default_language)
+    body = render_reminder(
         kind,
         lang,
         max_parts=settings.sms_max_parts,
         distributor=settings.distributor_name,
         paybill=settings.paybill_number,
         account=account.number,
-        date=templates.format_date(expiry, lang),
+        date=texts.day_month(expiry, lang),
     )
     not_before = quiet.next_allowed(now, tz, settings.quiet_hours_start, settings.quiet_hours_end)
     return Reminder(account.id, customer.phone, key, body, not_before)

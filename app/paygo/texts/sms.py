@@ -1,7 +1,7 @@
 """SMS length rules: GSM-7 (160 characters, 153 per part) or UCS-2 (70, 67 per part).
 
 A message with one character outside the GSM 03.38 alphabet is sent as UCS-2 and
-fits less than half as much: templates stay within the GSM-7 alphabet.
+fits less than half as much: the texts catalogue keeps to the GSM-7 alphabet.
 """
 
 from __future__ import annotations
