@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from paygo.conversations.definitions import Flow, Problem
+from paygo.conversations.definitions import Flow
+from paygo.yamldoc import Problem
 
 COMMANDS = ("balance", "token", "pay", "help", "language")
 #: Inbound texts are short; anything past this is not a command worth reading.

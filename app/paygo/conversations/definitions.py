@@ -20,10 +20,7 @@ import yaml
 
 from paygo import accountnumbers, yamldoc
 from paygo.conversations import specs
-from paygo.texts.placeholders import fill, placeholders
 from paygo.yamldoc import Located, Problem
-
-__all__ = ["Flow", "InputRule", "Option", "Problem", "State", "fill", "placeholders", "read_flow"]
 
 KINDS = ("menu", "input", "action", "end")
 INPUT_TYPES = ("digits", "account_number", "amount", "text")

@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
-from paygo.conversations.definitions import Flow, State, fill
+from paygo.conversations.definitions import Flow, State
 from paygo.errors import GatewayError
+from paygo.texts.placeholders import fill
 
 MORE, BACK, HOME = "98", "0", "00"
 #: Options are numbered 1..97 so they never collide with the navigation keys.

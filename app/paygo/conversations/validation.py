@@ -11,19 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from paygo.conversations.definitions import (
-    Flow,
-    Problem,
-    State,
-    Texts,
-    fill,
-    is_plain,
-    placeholders,
-    read_flow,
-)
+from paygo.conversations.definitions import Flow, State, Texts, is_plain, read_flow
 from paygo.conversations.engine import BACK, HOME, MAX_OPTIONS, MORE, Actions, ListSpec
 from paygo.errors import FlowError
 from paygo.texts.catalogue import TEXTS_FILE
+from paygo.texts.placeholders import fill, placeholders
+from paygo.yamldoc import Problem
 
 #: Strings every flow needs: the engine's navigation and errors, the channel's apology.
 BASE_STRINGS = ("sorry",)
