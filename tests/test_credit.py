@@ -16,7 +16,6 @@ from paygo.cli.views import account_view
 from paygo.credit import Quote, days_left_shown, quote
 from paygo.errors import PaymentError
 from paygo.extensions import Gateway
-from paygo.texts import sms
 from paygo.models import (
     Account,
     AccountStatus,
@@ -31,8 +30,9 @@ from paygo.models import (
 )
 from paygo.payments.manual import record_manual_payment
 from paygo.payments.tasks import reconcile
-from paygo.tokens.codec import TokenKind, format_code
+from paygo.texts import sms
 from paygo.texts.receipts import render_receipt
+from paygo.tokens.codec import TokenKind, format_code
 from tests.factories import make_account, make_device, make_plan
 from tests.keypads import Boxes
 

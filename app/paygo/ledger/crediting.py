@@ -34,9 +34,9 @@ from paygo.models import (
     Token,
     row_id,
 )
+from paygo.texts.receipts import render_receipt
 from paygo.tokens.codec import TokenKind
 from paygo.tokens.issue import issue_token
-from paygo.texts.receipts import render_receipt
 
 
 @dataclass(frozen=True)
