@@ -1,8 +1,8 @@
-"""The outbox: domain code writes rows here in its own transaction, then sends them.
+"""The outbox: domain code writes rows here in the caller's transaction, and returns them.
 
 `queue_message` returns the row it wrote. The code that commits the transaction hands
-what it wrote (`outgoing`) to `paygo.messaging.sending.send_committed` once the commit is
-done; the outbox sweep sends whatever a crash or a lost queue left behind.
+what was written (`outgoing`) to `paygo.messaging.sending.send_committed` once the commit
+is done; the outbox sweep sends whatever a crash or a lost queue left behind.
 """
 
 from __future__ import annotations
