@@ -19,7 +19,7 @@ from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm.instrumentation import manager_of_class
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, and_, col, or_, select
 
 from paygo import accountnumbers, accounts, credit
 from paygo.conversations.effects import CountWrongNumber, OpenTicket, SetLanguage
@@ -179,21 +179,29 @@ def _statements() -> dict[str, Any]:
         .join(Customer, col(Customer.id) == col(Account.customer_id))
         .where(col(Account.status).in_(VISIBLE))
     )
-    tokens = (
-        sa_select(col(Token.id), col(Token.code), col(Token.created_at), col(Token.days))
-        .where(col(Token.device_id) == bindparam("device_id"))
-        .where(
-            or_(col(Token.account_id) == bindparam("account_id"), col(Token.account_id).is_(None))
-        )
-        .order_by(col(Token.count).desc())
+    # The account and its box's newest codes in one round trip (an account without codes is
+    # one row of NULL codes): a token screen costs one query, as every other screen does.
+    of_box = and_(
+        col(Token.device_id) == col(Account.device_id),
+        or_(col(Token.account_id) == col(Account.id), col(Token.account_id).is_(None)),
     )
+    token_columns: list[Any] = [
+        col(Token.id).label("token_id"),
+        col(Token.code).label("token_code"),
+        col(Token.created_at).label("token_created_at"),
+        col(Token.days).label("token_days"),
+    ]
+    by_number = accounts.where(col(Account.number) == bindparam("number"))
+    with_tokens = by_number.add_columns(*token_columns).order_by(col(Token.count).desc())
     return {
-        "by_number": accounts.where(col(Account.number) == bindparam("number")),
+        "by_number": by_number,
         "by_phone": accounts.where(col(Customer.phone) == bindparam("phone"))
         .order_by(col(Account.id))
         .limit(MAX_ACCOUNTS_LISTED),
-        "newest_tokens": tokens.limit(bindparam("limit")),
-        "one_token": tokens.where(col(Token.id) == bindparam("token_id")),
+        "newest_tokens": with_tokens.outerjoin(Token, of_box).limit(bindparam("limit")),
+        "one_token": with_tokens.outerjoin(
+            Token, and_(of_box, col(Token.id) == bindparam("token_id"))
+        ),
     }
 
 
@@ -202,13 +210,13 @@ def _query(ctx: Context, name: str, **params: Any) -> list[Any]:
 
 
 def _facts(ctx: Context, row: Any) -> dict[str, Any]:
-    """One row of the accounts query as plain facts."""
+    """The account columns of a row of the accounts queries as plain facts."""
     values = list(row)
     account = dict(zip(_ACCOUNT_FIELDS, values, strict=False))
     until = values[len(_ACCOUNT_FIELDS)]
     rest = values[len(_ACCOUNT_FIELDS) + 1 :]
     plan = dict(zip(_PLAN_FIELDS, rest, strict=False))
-    divider, zone, language = rest[len(_PLAN_FIELDS) :]
+    divider, zone, language = rest[len(_PLAN_FIELDS) : len(_PLAN_FIELDS) + 3]
     return {
         "account": account,
         "credit_until": until.isoformat() if until else None,
@@ -323,15 +331,18 @@ def balance(ctx: Context, data: Mapping[str, Any]) -> Outcome:
 _TOKEN_VALUES = {"account": ACCOUNT, "code": CODE, "token_date": DATE, "token_days": DAYS}
 
 
-def _tokens(ctx: Context, held: Held, limit: int, token_id: int | None = None) -> list[Any]:
-    """The newest stored codes of the account's box (reading only: nothing is issued)."""
-    ids = {
-        "device_id": held.facts["account"]["device_id"],
-        "account_id": held.facts["account"]["id"],
-    }
+def _with_tokens(
+    ctx: Context, data: Mapping[str, Any], limit: int, token_id: int | None = None
+) -> tuple[Held, list[Any]]:
+    """The conversation's account and its box's newest stored codes (nothing is issued)."""
+    number = str(data["account"])
     if token_id is not None:
-        return _query(ctx, "one_token", token_id=token_id, **ids)
-    return _query(ctx, "newest_tokens", limit=limit, **ids)
+        rows = _query(ctx, "one_token", number=number, token_id=token_id)
+    else:
+        rows = _query(ctx, "newest_tokens", number=number, limit=limit)
+    if not rows:
+        raise NotFound(f"no open account {number}", account=number)
+    return Held(_facts(ctx, rows[0])), [row for row in rows if row.token_id is not None]
 
 
 def _token_outcome(held: Held, token: Any | None) -> Outcome:
@@ -340,9 +351,9 @@ def _token_outcome(held: Held, token: Any | None) -> Outcome:
     return Outcome(
         data={
             "account": held.number,
-            "code": formats.code(token.code),
-            "token_date": formats.date(token.created_at, held.zone),
-            "token_days": formats.days(token.days),
+            "code": formats.code(token.token_code),
+            "token_date": formats.date(token.token_created_at, held.zone),
+            "token_days": formats.days(token.token_days),
         }
     )
 
@@ -350,8 +361,7 @@ def _token_outcome(held: Held, token: Any | None) -> Outcome:
 @ACTIONS.register("last_token", branches=("ok", "none"), produces=_TOKEN_VALUES)
 def last_token(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """The account's newest code again (never a new one)."""
-    held = _held(ctx, data)
-    newest = _tokens(ctx, held, 1)
+    held, newest = _with_tokens(ctx, data, 1)
     return _token_outcome(held, newest[0] if newest else None)
 
 
@@ -365,13 +375,13 @@ def last_token(ctx: Context, data: Mapping[str, Any]) -> Outcome:
 )
 def token_history(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """The last few codes with their dates, newest first."""
-    held = _held(ctx, data)
+    held, newest = _with_tokens(ctx, data, MAX_TOKENS_LISTED)
     listed = [
         {
-            "label": f"{formats.date(t.created_at, held.zone)} {formats.code(t.code)}",
-            "value": str(t.id),
+            "label": f"{formats.date(t.token_created_at, held.zone)} {formats.code(t.token_code)}",
+            "value": str(t.token_id),
         }
-        for t in _tokens(ctx, held, MAX_TOKENS_LISTED)
+        for t in newest
     ]
     if not listed:
         return Outcome(branch="none", data={"account": held.number})
@@ -381,9 +391,9 @@ def token_history(ctx: Context, data: Mapping[str, Any]) -> Outcome:
 @ACTIONS.register("chosen_token", branches=("ok", "none"), produces=_TOKEN_VALUES)
 def chosen_token(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """The code picked from the history."""
-    held = _held(ctx, data)
     wanted = str(data.get("token_id", ""))
-    found = _tokens(ctx, held, 1, token_id=int(wanted)) if wanted.isdigit() else []
+    # A value that is not a token id finds no token (0 is never one).
+    held, found = _with_tokens(ctx, data, 1, token_id=int(wanted) if wanted.isdigit() else 0)
     return _token_outcome(held, found[0] if found else None)
 
 
