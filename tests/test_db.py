@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlmodel import Session
 
 from paygo import db as db_module
@@ -31,11 +32,11 @@ def _terminate(pid: int) -> None:
 
 
 @pytest.fixture
-def pg_database(database_url: str) -> Database:
+def pg_database(database_url: str) -> Iterator[Database]:
     if not database_url.startswith("postgresql"):
         pytest.skip("server connections: PostgreSQL only")
     database = Database(database_url)
-    yield database  # type: ignore[misc]
+    yield database
     database.dispose()
 
 
@@ -50,20 +51,24 @@ def test_a_pooled_connection_killed_while_idle_is_replaced_before_use(
     assert _backend_pid(pg_database) != first
 
 
-def test_a_connection_in_steady_use_is_not_pinged(pg_database: Database) -> None:
+def test_a_connection_in_steady_use_is_not_pinged(
+    pg_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     statements: list[str] = []
     _backend_pid(pg_database)  # one pooled connection, just checked in
     event.listen(
         pg_database.engine, "before_cursor_execute", lambda *args: statements.append(args[2])
     )
-    pings: list[object] = []
+    pings: list[DBAPIConnection] = []
     original = pg_database.engine.dialect.do_ping
-    pg_database.engine.dialect.do_ping = lambda conn: pings.append(conn) or original(conn)  # type: ignore[method-assign]
-    try:
-        with pg_database.transaction() as session:
-            session.execute(text("SELECT 2"))
-    finally:
-        pg_database.engine.dialect.do_ping = original  # type: ignore[method-assign]
+
+    def counting_ping(dbapi_connection: DBAPIConnection) -> bool:
+        pings.append(dbapi_connection)
+        return original(dbapi_connection)
+
+    monkeypatch.setattr(pg_database.engine.dialect, "do_ping", counting_ping)
+    with pg_database.transaction() as session:
+        session.execute(text("SELECT 2"))
     assert pings == [] and statements == ["SELECT 2"]
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 
 from paygo.extensions import Gateway
 from paygo.messaging import dispatcher, jobs, quiet, setup
-from paygo.messaging.outbox import queue_message
+from paygo.messaging.outbox import Claim, queue_message
 from paygo.messaging.sending import send_committed
 from paygo.models import MessageStatus, OutboundMessage, utcnow
 from paygo.settings import Settings
@@ -201,7 +201,7 @@ def test_a_send_interrupted_after_acceptance_is_reconciled_not_resent(
         message = OutboundMessage(recipient=TZ, body="token 555")
         session.add(message)
     claim = dispatcher._claim(gateway, message.id or 0, utcnow())
-    assert isinstance(claim, dispatcher.Claim)
+    assert isinstance(claim, Claim)
     dispatcher.providers(gateway).get("twilio").send(
         message_id=claim.message_id, recipient=TZ, body=claim.body
     )

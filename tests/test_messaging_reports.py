@@ -34,7 +34,7 @@ def test_at_sample_report_marks_the_message_undeliverable_with_the_reason(
     sample = json.loads((shared_dir / "providers" / "at_sms_delivery.json").read_text())["body"]
     form = {**sample, "id": message.provider_message_id, "phoneNumber": KE}
     response = app.test_client().post(AT_URL, data=form)
-    assert response.status_code == 200 and response.json["state"] == "undeliverable"
+    assert response.status_code == 200 and response.get_json()["state"] == "undeliverable"
     stored = row(gateway_of(app), message.id or 0)
     assert stored.status == MessageStatus.UNDELIVERABLE
     assert stored.status_reason == "africastalking Failed UserInBlackList network 63902"
@@ -47,7 +47,7 @@ def test_at_success_report_marks_delivered_and_a_replay_changes_nothing(
     client = app.test_client()
     message = send(app)
     report = at.delivery_report(at.accepted[0])
-    assert client.post(AT_URL, data=report).json["state"] == "delivered"
+    assert client.post(AT_URL, data=report).get_json()["state"] == "delivered"
     first = row(gateway_of(app), message.id or 0)
     assert client.post(AT_URL, data=report).status_code == 200
     again = row(gateway_of(app), message.id or 0)
@@ -93,7 +93,7 @@ def test_at_bad_reports_get_a_clear_400_and_change_nothing(
     message = send(app)
     response = app.test_client().post(AT_URL, data=form)
     assert response.status_code == 400
-    assert response.json["error"] == "invalid_input" and response.json["field"] == field
+    assert response.get_json()["error"] == "invalid_input" and response.get_json()["field"] == field
     assert row(gateway_of(app), message.id or 0).status == MessageStatus.SENT
 
 
@@ -106,7 +106,7 @@ def test_at_huge_report_is_refused_before_it_is_read(client: FlaskClient) -> Non
     response = client.post(
         AT_URL, data={"id": "ATXid_1", "status": "Success", "failureReason": "x" * 300_000}
     )
-    assert response.status_code == 413 and response.json["error"]
+    assert response.status_code == 413 and response.get_json()["error"]
 
 
 def test_at_report_for_a_send_whose_answer_was_lost_records_the_id(
@@ -118,7 +118,7 @@ def test_at_report_for_a_send_whose_answer_was_lost_records_the_id(
     message = send(app)
     assert message.status == MessageStatus.SENDING and message.provider_message_id is None
     form = at.delivery_report(at.accepted[0], "Sent")
-    assert app.test_client().post(AT_URL, data=form).json["state"] == "sent"
+    assert app.test_client().post(AT_URL, data=form).get_json()["state"] == "sent"
     stored = row(gateway_of(app), message.id or 0)
     assert stored.provider_message_id == at.accepted[0]["id"]
     assert stored.next_attempt_at is None  # settled: no reconciliation, no resend
@@ -200,7 +200,7 @@ def test_twilio_signed_but_malformed_callback_is_400(
     form.update(change)
     signature = _sign(app, path, form)
     response = app.test_client().post(path, data=form, headers={"X-Twilio-Signature": signature})
-    assert response.status_code == 400 and response.json["field"] == field
+    assert response.status_code == 400 and response.get_json()["field"] == field
 
 
 def test_twilio_callback_matches_our_id_when_the_sid_was_never_recorded(

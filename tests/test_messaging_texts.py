@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import UTC, date, datetime
+from typing import TypedDict
 
 import pytest
 
@@ -12,7 +13,18 @@ from paygo.texts import reminders, sms
 from paygo.texts.catalogue import shipped
 
 NAIROBI = zoneinfo.ZoneInfo("Africa/Nairobi")
-LONG_VALUES = {
+
+
+class ReminderValues(TypedDict, total=False):
+    """The reminders' placeholders, typed so `**values` cannot fill `max_parts` or `texts`."""
+
+    distributor: str
+    paybill: str
+    account: str
+    date: str
+
+
+LONG_VALUES: ReminderValues = {
     "distributor": "SunPower Solar Kenya",
     "paybill": "4123456",
     "account": "123456789012",
@@ -58,7 +70,7 @@ def test_every_reminder_fits_one_gsm7_sms_with_long_values(kind: str, lang: str)
 
 
 def test_reminders_speak_the_customers_language() -> None:
-    values = {"date": "2 Des", **LONG_VALUES}
+    values: ReminderValues = {"date": "2 Des", **LONG_VALUES}
     assert "Lipa kwa PayBill" in reminders.render("expiry", "sw", **values)
     assert "Payez au PayBill" in reminders.render("expiry", "fr", **values)
     assert "Pay to PayBill" in reminders.render("expiry", "en", **values)
@@ -72,7 +84,7 @@ def test_an_unknown_language_falls_back_to_the_default_then_english() -> None:
 
 
 def test_a_text_too_long_for_the_allowed_parts_is_cut() -> None:
-    values = {**LONG_VALUES, "distributor": "X" * 150, "date": "1 Jan"}
+    values: ReminderValues = {**LONG_VALUES, "distributor": "X" * 150, "date": "1 Jan"}
     assert sms.parts(reminders.render("expiry", "en", **values)) == 1
     assert sms.parts(reminders.render("expiry", "en", max_parts=2, **values)) == 2
 

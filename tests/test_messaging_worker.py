@@ -9,13 +9,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
 from flask import Flask
 from rq import Queue
-from rq.registry import ScheduledJobRegistry
 
 from paygo.cli.worker import make_worker
 from paygo.messaging import jobs, sending
@@ -78,7 +77,7 @@ def test_a_transient_failure_is_retried_at_its_backoff_time(
     (message,) = outbox(gateway)
     assert message.status == MessageStatus.QUEUED and message.next_attempt_at is not None
     assert gateway.jobs.queue is not None
-    scheduled = ScheduledJobRegistry(queue=gateway.jobs.queue)
+    scheduled = gateway.jobs.queue.scheduled_job_registry
     assert scheduled.get_job_ids() == [f"send-message-{message_id}-2"]
     time.sleep(1.3)  # past the backoff (0.2 s, jittered)
     _work(app, scheduler=True)  # the scheduler moves the due retry onto the queue
@@ -112,7 +111,8 @@ def test_the_worker_schedules_the_sweep_reminders_and_reconciliation(
     _work(app, scheduler=True, periodic=True)
     assert at.bodies_to(KE) == ["found by the sweep"]
     assert gateway.redis is not None
-    history = {key.decode() for key in gateway.redis.keys("rq:cron_job:*:jobs")}
+    keys = cast(list[bytes], gateway.redis.keys("rq:cron_job:*:jobs"))  # not decoded
+    history = {key.decode() for key in keys}
     assert history == {
         "rq:cron_job:messages-sweep:jobs",
         "rq:cron_job:messages-reminders:jobs",
@@ -252,7 +252,7 @@ def test_worker_killed_after_africastalking_accepted_is_settled_by_the_report(
     response = app.test_client().post(
         "/sms/africastalking/delivery", data=at.delivery_report(at.accepted[0])
     )
-    assert response.json["state"] == "delivered"
+    assert response.get_json()["state"] == "delivered"
     time.sleep(2.6)  # past the lease: a sweep would resend what was not reconciled
     jobs.sweep(gateway)
     _work(app)

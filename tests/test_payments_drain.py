@@ -12,10 +12,19 @@ import pytest
 from flask import Flask
 from sqlmodel import Session, col, select
 
+from paygo import audit
 from paygo.cli.worker import make_worker
 from paygo.extensions import Gateway
 from paygo.messaging import jobs as messaging_jobs
-from paygo.models import MessageStatus, OutboundMessage, Payment, PaymentStatus, Token, utcnow
+from paygo.models import (
+    AuditLog,
+    MessageStatus,
+    OutboundMessage,
+    Payment,
+    PaymentStatus,
+    Token,
+    utcnow,
+)
 from paygo.payments import reconcile, tasks
 from tests.factories import make_account
 from tests.payment_helpers import MpesaPaybill, count, fresh, payments, release
@@ -128,10 +137,11 @@ def test_a_payment_that_fails_is_held_back_while_the_others_are_credited(
     gateway: Gateway = redis_app.extensions["paygo"]
     pay_each(redis_app, session, gateway, shared_dir, 3)
     poison = payments(session)[1].id
-    real = tasks.reconcile_payment
+    assert poison is not None
+    real = reconcile.reconcile_payment
     attempts: list[int] = []
 
-    def failing_for_one(**kwargs: Any) -> tasks.Outcome:
+    def failing_for_one(**kwargs: Any) -> reconcile.Outcome:
         if kwargs["payment"].id == poison:
             attempts.append(poison)
             raise RuntimeError("a bug")
@@ -145,7 +155,7 @@ def test_a_payment_that_fails_is_held_back_while_the_others_are_credited(
     release(session)
     assert [p.status for p in payments(session)] == ["credited", "received", "credited"]
     # It was given a job of its own at once, which rq retries with backoff.
-    assert poison is not None and gateway.jobs.queue is not None
+    assert gateway.jobs.queue is not None
     assert tasks.job_id(poison) in gateway.jobs.queue.job_ids
     monkeypatch.setattr(tasks, "reconcile_payment", real)  # the fault heals
     make_worker(redis_app).work(burst=True)
@@ -253,14 +263,14 @@ def test_a_credit_that_fails_after_writing_its_receipt_sends_nothing(
 ) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     pay_each(redis_app, session, gateway, shared_dir, 1)
-    real = reconcile.audit.record
+    real = audit.record
 
-    def failing(**kwargs: object) -> None:
+    def failing(**kwargs: Any) -> AuditLog:
         if kwargs.get("action") == "payment.credited":  # written after the receipt
             raise RuntimeError("the audit table is full")
-        real(**kwargs)  # type: ignore[arg-type]
+        return real(**kwargs)
 
-    monkeypatch.setattr(reconcile.audit, "record", failing)
+    monkeypatch.setattr(audit, "record", failing)
     with caplog.at_level(logging.INFO, logger="paygo.sms"), redis_app.app_context():
         assert tasks.drain(gateway, seconds=60) == (0, False)
     assert [r for r in caplog.records if r.name == "paygo.sms"] == []  # no SMS went out
