@@ -5,19 +5,31 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck worker bench clean
+.PHONY: run test lint typecheck worker bench clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP_RUN): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# Both install the pinned, hashed versions of the lock files, then the gateway itself.
+$(STAMP_RUN): requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(STAMP_DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(STAMP_DEV): requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@ $(STAMP_RUN)
+
+# Re-pin after changing the dependencies in pyproject.toml; `make lock UPGRADE=--upgrade`
+# moves every pin to the newest release. The dev lock is held to the runtime lock's pins.
+COMPILE = $(BIN)/pip-compile --quiet --strip-extras --generate-hashes --no-emit-index-url \
+	--no-emit-find-links $(UPGRADE)
+lock: $(STAMP_DEV)
+	$(COMPILE) --output-file=requirements.lock pyproject.toml
+	$(COMPILE) --allow-unsafe --extra=dev --constraint=requirements.lock \
+		--output-file=requirements-dev.lock pyproject.toml
 
 run: $(STAMP_RUN)
 	$(BIN)/paygo db upgrade
