@@ -46,6 +46,7 @@ def register_extensions(app: Flask, settings: Any) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from paygo.conversations import web as conversations
+    from paygo.metrics import web as metrics
     from paygo.payments import views as payments
     from paygo.web import health, sms
 
@@ -53,6 +54,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(payments.bp)
     # Inbound SMS and delivery reports of every SMS provider plug-in.
     app.register_blueprint(sms.bp)
+    app.register_blueprint(metrics.bp)
     # Loads and validates the flows: an invalid flow stops the app here.
     conversations.init_app(app)
 

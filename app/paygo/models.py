@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -322,3 +323,54 @@ class LookupFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     phone: str = Field(max_length=20, index=True)
     created_at: datetime = _created()
+
+
+#: JSON text on SQLite; JSONB on PostgreSQL, where the usage aggregation reads into it.
+_JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class MetricsDataFormat(SQLModel, table=True):
+    """A registered OpenPAYGO Metrics data format: never changed, found again by its digest."""
+
+    __tablename__ = "metrics_data_formats"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(max_length=64, unique=True)  # SHA-256 of the canonical JSON
+    body: str = _text(nullable=False)  # canonical JSON
+    created_by: str = Field(default="", max_length=80)
+    created_at: datetime = _created()
+
+
+class MetricsBox(SQLModel, table=True):
+    """A connected box's OpenPAYGO Metrics state: what it last reported, where it should go."""
+
+    __tablename__ = "metrics_boxes"
+
+    device_id: int = Field(foreign_key="devices.id", primary_key=True)
+    # Replay guards: a request is accepted only when newer on each it carries.
+    last_request_count: int | None = Field(default=None, sa_type=sa.BigInteger)
+    last_timestamp: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # The token count the box itself reported last (may be above the server's).
+    reported_token_count: int | None = None
+    data_format_id: int | None = Field(default=None, foreign_key="metrics_data_formats.id")
+    first_seen_at: datetime | None = _ts(nullable=True)
+    last_seen_at: datetime | None = _ts(nullable=True, index=True)
+    # Set by an operator moving the box: every answer carries it as the `base_url` setting.
+    base_url: str | None = Field(default=None, max_length=255)
+    moved_at: datetime | None = _ts(nullable=True)
+
+
+class DeviceData(SQLModel, table=True):
+    """One reading of a connected box at one time: its current data or a historical row."""
+
+    __tablename__ = "device_data"
+    # Rows arrive roughly in time order, so a BRIN index on time stays tiny on PostgreSQL
+    # (a few pages for a year of hourly data from 10,000 boxes) and still prunes range scans
+    # across the fleet; SQLite, for development, makes it an ordinary index.
+    __table_args__ = (sa.Index("ix_device_data_at", "at", postgresql_using="brin"),)
+
+    device_id: int = Field(foreign_key="devices.id", primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    kind: str = Field(max_length=1, primary_key=True)  # "d" current data, "h" historical
+    data: dict[str, Any] = Field(sa_type=_JSON)
+    received_at: datetime = _created()

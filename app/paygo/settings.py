@@ -164,6 +164,8 @@ class Settings(BaseSettings):
     flows_dir: str = ""  # empty: the flows/ folder shipped with the gateway
     # Tokens
     token_drift_warning: PositiveInt = 40
+    # Connected boxes (OpenPAYGO Metrics): flagged silent after this long without a report.
+    metrics_silent_after_hours: PositiveInt = 48
 
     @property
     def production(self) -> bool:

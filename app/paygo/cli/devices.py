@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import os
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import with_appcontext
@@ -14,12 +16,13 @@ from sqlmodel import col, select
 from paygo import devices
 from paygo.cli.output import emit, fail, handles_errors, json_option
 from paygo.extensions import current_gateway
-from paygo.models import Device, DeviceStatus
+from paygo.metrics import store as metrics
+from paygo.models import Device, DeviceStatus, utcnow
 
 
 @click.group("devices")
 def devices_group() -> None:
-    """Import, export and list devices."""
+    """Import, export and list devices; move connected boxes to another server."""
 
 
 @devices_group.command("import")
@@ -72,18 +75,85 @@ def export(path: Path, as_json: bool) -> None:
 
 @devices_group.command("list")
 @click.option("--status", type=click.Choice([s.value for s in DeviceStatus]), default=None)
+@click.option(
+    "--silent", is_flag=True, help="Only connected boxes silent past METRICS_SILENT_AFTER_HOURS."
+)
 @json_option
 @with_appcontext
 @handles_errors
-def list_(status: str | None, as_json: bool) -> None:
-    """List devices (never their keys)."""
-    with current_gateway().db.session() as session:
+def list_(status: str | None, silent: bool, as_json: bool) -> None:
+    """List devices (never their keys), with when each connected box last reported."""
+    gateway = current_gateway()
+    now = utcnow()
+    after = timedelta(hours=gateway.settings.metrics_silent_after_hours)
+    with gateway.db.session() as session:
         query = select(Device).order_by(col(Device.serial))
         if status:
             query = query.where(Device.status == status)
-        rows = [d.model_dump(exclude={"secret_key_encrypted"}) for d in session.exec(query)]
-    lines = [f"{r['serial']}  {r['status']:<12} count {r['token_count']}" for r in rows]
+        found = metrics.reports(session=session, now=now, silent_after=after)
+        rows = [
+            d.model_dump(exclude={"secret_key_encrypted"}) | _connection(found.get(d.id or 0))
+            for d in session.exec(query)
+            if not silent or (d.id in found and found[d.id].silent)
+        ]
+    lines = [_listed(r, now) for r in rows]
     emit(as_json, {"devices": rows}, *(lines or ["no devices"]))
+
+
+def _connection(report: metrics.Report | None) -> dict[str, Any]:
+    """What a listing says of a box's OpenPAYGO Metrics reports (nothing: never reported)."""
+    return {
+        "last_report_at": report.last_seen_at if report else None,
+        "silent": bool(report and report.silent),
+        "reported_token_count": report.reported_token_count if report else None,
+        "moving_to": report.base_url if report else None,
+    }
+
+
+def _listed(row: dict[str, Any], now: datetime) -> str:
+    line = f"{row['serial']}  {row['status']:<12} count {row['token_count']}"
+    if row["last_report_at"] is not None:
+        age = _age(now - row["last_report_at"])
+        line += f"  SILENT: no report for {age}" if row["silent"] else f"  reported {age} ago"
+    if row["moving_to"]:
+        line += f"  moving to {row['moving_to']}"
+    return line
+
+
+def _age(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} d {hours % 24} h"
+
+
+@devices_group.command("move-server")
+@click.argument("serial")
+@click.argument("url", required=False)
+@click.option("--cancel", is_flag=True, help="Stop sending a move the box has not acted on.")
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+@json_option
+@with_appcontext
+@handles_errors
+def move_server(serial: str, url: str | None, cancel: bool, reason: str, as_json: bool) -> None:
+    """Move a connected box to another Metrics server: its answers carry URL as base_url."""
+    if cancel == bool(url):
+        fail("give the new server's base URL, or --cancel")
+    with current_gateway().db.transaction() as session:
+        box = metrics.move_server(
+            session=session,
+            serial=serial,
+            base_url=None if cancel else url,
+            reason=reason,
+            actor="cli",
+            now=utcnow(),
+        )
+    data = {"serial": serial.strip(), "base_url": box.base_url}
+    if box.base_url:
+        emit(as_json, data, f"{serial}: its next answer carries base_url {box.base_url}")
+    else:
+        emit(as_json, data, f"{serial}: the move is cancelled; answers carry no base_url")
 
 
 commands = [devices_group]

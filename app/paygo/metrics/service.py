@@ -1,0 +1,245 @@
+"""The Metrics server's work, without Flask: answer a box, register a format, read data back.
+
+A device-data request is verified before anything is written, then stored and answered in
+one transaction: the replay guard, the readings, the count known on the box, and the codes
+it has not applied yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from paygo import audit
+from paygo.crypto import KeyBox
+from paygo.db import Database
+from paygo.errors import InvalidInput, NotFound
+from paygo.metrics import formats, protocol, store
+from paygo.metrics.formats import DataFormat
+from paygo.metrics.protocol import DeviceRequest, Refused, Replayed
+
+log = logging.getLogger(__name__)
+
+#: How far ahead of the server's clock a box's timestamp may be. Further would lock the box
+#: out until its clock caught up: every later request would look like a replay.
+CLOCK_AHEAD = timedelta(days=1)
+#: One audit line per refusal kind and box (or address) in this window.
+AUDIT_WINDOW_SECONDS = 600
+
+
+def receive_device_data(
+    *, db: Database, keys: KeyBox, body: bytes, now: datetime
+) -> dict[str, Any]:
+    """Verify, store and answer one device-data request; the answer in condensed names."""
+    request = protocol.parse_request(body)
+    _check_clock(request, now)
+    with db.transaction() as session:
+        box = store.find_box(session=session, serial=request.serial)
+        if box is None:
+            raise _tagged(Refused("unknown serial"), request.serial)
+        key = bytes.fromhex(keys.open(box.sealed_key))
+        try:
+            protocol.verify(request, key)
+            answer = _record(session, box, request, now)
+        except (Refused, Replayed) as exc:
+            raise _tagged(exc, request.serial) from None
+    return protocol.signed_answer(request, answer, key)
+
+
+def _tagged(exc: Refused | Replayed, serial: str) -> Refused | Replayed:
+    exc.serial = serial
+    return exc
+
+
+def _check_clock(request: DeviceRequest, now: datetime) -> None:
+    latest = int((now + CLOCK_AHEAD).timestamp())
+    for name, value in (("timestamp", request.timestamp), ("collected", request.collected_at)):
+        if value is not None and value > latest:
+            raise InvalidInput(f"the {name} is more than a day ahead of the server's clock")
+
+
+def _record(
+    session: Session, box: store.Box, request: DeviceRequest, now: datetime
+) -> dict[str, Any]:
+    fmt, format_id = _data_format(session, request, now)
+    data, readings = formats.expand(request, fmt, received_at=int(now.timestamp()))
+    reported = formats.token_count(data)
+    accepted = store.accept_request(
+        session=session,
+        box=box,
+        timestamp=request.timestamp,
+        request_count=request.request_count,
+        now=now,
+        reported_count=reported,
+        data_format_id=format_id,
+    )
+    if not accepted:
+        raise Replayed(_guards(request))
+    store.store_readings(session=session, device_id=box.device_id, readings=readings, now=now)
+    if reported is not None:
+        store.record_box_count(session=session, box=box, count=reported)
+    return _answer(session, box, data, reported, now)
+
+
+def _data_format(
+    session: Session, request: DeviceRequest, now: datetime
+) -> tuple[DataFormat | None, int | None]:
+    """The request's data format: registered (by id) or sent along (registered now)."""
+    if request.data_format_id is not None:
+        fmt = store.get_format(session=session, format_id=request.data_format_id)
+        return fmt, request.data_format_id
+    if request.raw.get("data_format") is None:
+        return None, None
+    fmt = formats.parse_data_format(request.raw["data_format"])
+    actor = f"device:{request.serial}"
+    return fmt, store.register_format(session=session, fmt=fmt, actor=actor, now=now)
+
+
+def _guards(request: DeviceRequest) -> str:
+    given = [("request_count", request.request_count), ("timestamp", request.timestamp)]
+    return " and ".join(f"{name} {value}" for name, value in given if value is not None)
+
+
+def _answer(
+    session: Session, box: store.Box, data: dict[str, Any], reported: int | None, now: datetime
+) -> dict[str, Any]:
+    """What the box asked for: its unapplied codes, its active time, and any new settings."""
+    answer: dict[str, Any] = {}
+    if reported is not None:
+        behind = box.token_count > reported
+        codes = store.codes_above(session=session, device_id=box.device_id, count=reported)
+        answer["token_list"] = codes if behind else []
+    if data.get("active_until_timestamp_requested") in (True, 1):
+        answer["active_until_timestamp"] = store.active_until(
+            session=session, device_id=box.device_id
+        )
+    elif data.get("active_seconds_left_requested") in (True, 1):
+        until = store.active_until(session=session, device_id=box.device_id)
+        answer["active_seconds_left"] = max(0, until - int(now.timestamp()))
+    if box.base_url:
+        answer["settings"] = {"base_url": box.base_url}
+    return answer
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+
+class RefusalGate:
+    """Lets one audit line per key through per window: in Redis when there is one, else here.
+
+    A box with a wrong key, or someone replaying its requests, must not fill the audit log.
+    """
+
+    def __init__(self, redis: Redis | None, window_seconds: int = AUDIT_WINDOW_SECONDS) -> None:
+        self.redis, self.window = redis, window_seconds
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        """Whether a line for `key` may be written now."""
+        if self.redis is not None:
+            try:
+                return bool(
+                    self.redis.set(f"paygo:metrics:refused:{key}", 1, nx=True, ex=self.window)
+                )
+            except RedisError:
+                log.warning("refusal not audited: Redis does not answer")
+                return False
+        now = time.monotonic()
+        with self._lock:
+            if len(self._until) > 10_000:
+                self._until = {k: t for k, t in self._until.items() if t > now}
+            if self._until.get(key, 0.0) > now:
+                return False
+            self._until[key] = now + self.window
+            return True
+
+
+def audit_refusal(
+    *, db: Database, gate: RefusalGate, error: Refused | Replayed, remote_addr: str | None
+) -> bool:
+    """Write an audit line for a refused request, at most one a window; True if written."""
+    serial = error.serial
+    kind = error.reason if isinstance(error, Refused) else "replayed"
+    who = remote_addr if kind == "unknown serial" or serial is None else serial
+    if not gate.allow(f"{kind}:{who}"):
+        return False
+    try:
+        with db.transaction() as session:
+            audit.record(
+                session=session,
+                actor=f"device:{serial}"[:80],
+                action="metrics.refused",
+                target_type="device",
+                target_id=(serial or "")[:40] or None,
+                reason=error.reason if isinstance(error, Refused) else error.message,
+                remote_addr=remote_addr,
+            )
+    except SQLAlchemyError:
+        log.exception("audit line for a refused Metrics request not written")
+        return False
+    return True
+
+
+# --- operators ------------------------------------------------------------------------------
+
+
+def register_data_format(*, db: Database, body: bytes, actor: str, now: datetime) -> int:
+    """Check and register a data format sent by an operator; its id (the same for a copy)."""
+    fmt = formats.parse_data_format(protocol.load_json(body))
+    with db.transaction() as session:
+        return store.register_format(session=session, fmt=fmt, actor=actor, now=now)
+
+
+def device_data(*, session: Session, serial: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """A box's stored data in a range, as a Device Request Object in the simple form."""
+    box = store.find_box(session=session, serial=serial)
+    if box is None:
+        raise NotFound(f"no device with serial {serial!r}", serial=serial)
+    stored = store.read_data(session=session, device_id=box.device_id, start=start, end=end)
+    out: dict[str, Any] = {"serial_number": box.serial, "data": {}, "historical_data": []}
+    if stored.current is not None:
+        out["data"] = stored.current.data
+        out["data_collection_timestamp"] = _unix(stored.current.at)
+    out["historical_data"] = [{"timestamp": _unix(r.at), **r.data} for r in stored.history]
+    fmt = store.box_format(session=session, device_id=box.device_id)
+    if fmt is not None:
+        out["data_format"] = fmt.to_json()
+    return out
+
+
+def _unix(at: datetime) -> int:
+    return int(at.astimezone(UTC).timestamp())
+
+
+#: The longest range one read covers, and the range read when none is given.
+MAX_RANGE = timedelta(days=366)
+DEFAULT_RANGE = timedelta(days=1)
+
+
+def parse_range(start: str | None, end: str | None, *, now: datetime) -> tuple[datetime, datetime]:
+    """A time range from ISO 8601 texts (UTC when no offset is given); the last day by default."""
+    last = parse_time(end, "to") if end else now
+    first = parse_time(start, "from") if start else last - DEFAULT_RANGE
+    if first > last:
+        raise InvalidInput("the range starts after it ends")
+    if last - first > MAX_RANGE:
+        raise InvalidInput(f"a range covers at most {MAX_RANGE.days} days")
+    return first, last
+
+
+def parse_time(text: str, what: str) -> datetime:
+    """An ISO 8601 date or time; without an offset it is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(f"{what}: not an ISO 8601 date and time ({text[:40]!r})") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
