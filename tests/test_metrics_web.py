@@ -473,6 +473,8 @@ def test_get_dd_returns_a_boxs_data_in_the_simple_form_to_an_api_key(
     [
         {},
         {"serial_number": "NOSUCHBOX"},
+        {"serial_number": "A\x00B"},
+        {"serial_number": "A" * 200},
         {"serial_number": "X", "from_datetime": "yesterday"},
         {"serial_number": "X", "from_datetime": "2026-01-02", "to_datetime": "2026-01-01"},
         {"serial_number": "X", "from_datetime": "2020-01-01", "to_datetime": "2026-01-01"},

@@ -170,12 +170,9 @@ def parse_request(body: bytes) -> DeviceRequest:
     if not isinstance(value, dict):
         raise InvalidInput("a device request is a JSON object")
     raw = simple_keys(value, _SIMPLE)
-    serial = raw.get("serial_number")
-    if not isinstance(serial, str) or not serial or len(serial) > MAX_SERIAL:
-        raise InvalidInput(f"serial_number must be text of 1 to {MAX_SERIAL} characters")
     request = DeviceRequest(
         raw=raw,
-        serial=serial,
+        serial=check_serial(raw.get("serial_number")),
         timestamp=_whole(raw, "timestamp", 1, MAX_TIMESTAMP),
         request_count=_whole(raw, "request_count", 1, MAX_INT),
         collected_at=_whole(raw, "data_collection_timestamp", 1, MAX_TIMESTAMP),
@@ -183,6 +180,14 @@ def parse_request(body: bytes) -> DeviceRequest:
     )
     _check_shape(request)
     return request
+
+
+def check_serial(serial: Any) -> str:
+    """A serial number as the database holds them: text of 1 to 40 characters."""
+    if not isinstance(serial, str) or not 0 < len(serial) <= MAX_SERIAL:
+        raise InvalidInput(f"serial_number must be text of 1 to {MAX_SERIAL} characters")
+    check_text(serial)
+    return serial
 
 
 def _whole(raw: dict[str, Any], name: str, low: int, high: int) -> int | None:

@@ -201,7 +201,7 @@ def register_data_format(*, db: Database, body: bytes, actor: str, now: datetime
 
 def device_data(*, session: Session, serial: str, start: datetime, end: datetime) -> dict[str, Any]:
     """A box's stored data in a range, as a Device Request Object in the simple form."""
-    box = store.find_box(session=session, serial=serial)
+    box = store.find_box(session=session, serial=protocol.check_serial(serial))
     if box is None:
         raise NotFound(f"no device with serial {serial!r}", serial=serial)
     stored = store.read_data(session=session, device_id=box.device_id, start=start, end=end)

@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 from paygo.errors import InvalidInput, NotFound
 from paygo.metrics import store
 from paygo.metrics.formats import DataFormat
+from paygo.metrics.protocol import check_serial
 from paygo.models import DeviceData
 
 EVERY = {"1h": 3600, "1d": 86400}
@@ -81,7 +82,7 @@ def usage(*, session: Session, serial: str, start: datetime, end: datetime, ever
         raise InvalidInput("every must be 1h or 1d", every=every[:10])
     if end < start or end - start > MAX_RANGE:
         raise InvalidInput(f"the range must run forwards, over {MAX_RANGE.days} days at most")
-    box = store.find_box(session=session, serial=serial)
+    box = store.find_box(session=session, serial=check_serial(serial))
     if box is None:
         raise NotFound(f"no device with serial {serial!r}", serial=serial)
     fmt = store.box_format(session=session, device_id=box.device_id) or DataFormat()
@@ -111,10 +112,10 @@ def _variables(session: Session, where: list[Any]) -> list[str]:
     """Every variable name in the range's readings, in order."""
     data = col(DeviceData.data)
     if session.get_bind().dialect.name == "postgresql":
-        keys = sa.func.jsonb_object_keys(data).table_valued("key")
+        query = sa.select(sa.func.jsonb_object_keys(data)).where(*where)
     else:
         keys = sa.func.json_each(data).table_valued("key")
-    query = sa.select(keys.c.key).select_from(DeviceData).join(keys, sa.true()).where(*where)
+        query = sa.select(keys.c.key).select_from(DeviceData).join(keys, sa.true()).where(*where)
     return sorted(str(key) for key in session.execute(query.distinct()).scalars())
 
 
@@ -132,7 +133,7 @@ def _bucket(session: Session, step: int) -> Any:
     """The bucket number of a reading: whole steps of Unix time (UTC hours or days)."""
     if session.get_bind().dialect.name == "postgresql":
         return sa.func.floor(sa.extract("epoch", col(DeviceData.at)) / step)
-    return sa.cast(sa.func.strftime("%s", col(DeviceData.at)), sa.Integer) / step
+    return sa.cast(sa.func.strftime("%s", col(DeviceData.at)), sa.Integer) // step
 
 
 def _buckets(
