@@ -12,7 +12,7 @@ from paygo.extensions import Gateway
 from paygo.metrics import store
 from paygo.metrics.formats import CURRENT, HISTORICAL, Reading, parse_data_format
 from paygo.metrics.usage import usage
-from paygo.models import Device, MetricsBox
+from paygo.models import Device
 from tests.factories import make_device
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
@@ -43,7 +43,6 @@ def device(session: Session, gateway: Gateway) -> Device:
     format_id = store.register_format(
         session=session, fmt=parse_data_format(FORMAT), actor="test", now=DAY
     )
-    session.add(MetricsBox(device_id=device.id, data_format_id=format_id, last_seen_at=DAY))
     rows = [
         Reading(
             _at(0.25), HISTORICAL, {"energy_wh": 10, "battery_v": 12.0, "load_a": 5, "mode": "eco"}
@@ -54,7 +53,16 @@ def device(session: Session, gateway: Gateway) -> Device:
         Reading(_at(26), HISTORICAL, {"energy_wh": 7, "battery_v": 12.5, "load_a": True}),
         Reading(_at(49), HISTORICAL, {"energy_wh": 1000}),  # outside the range asked
     ]
-    store.store_readings(session=session, device_id=device.id, readings=rows, now=DAY)
+    box = store.find_box(session=session, serial=device.serial)
+    assert box is not None
+    report = store.BoxReport(
+        timestamp=None,
+        request_count=1,
+        reported_count=None,
+        data_format_id=format_id,
+        readings=rows,
+    )
+    assert store.record_report(session=session, box=box, report=report, now=DAY)
     session.commit()
     return device
 

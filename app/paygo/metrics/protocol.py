@@ -107,17 +107,51 @@ def load_json(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise InvalidInput("the body is not UTF-8 text") from None
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = json.loads(
+            text, parse_constant=_no_constant, parse_int=_whole_number, parse_float=_decimal
+        )
+    except _TooLarge as exc:
+        raise InvalidInput(str(exc)) from None
     except RecursionError:
         raise InvalidInput("the body is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, or an integer of thousands of digits
         raise InvalidInput(f"the body is not JSON: {str(exc)[:80]}") from None
-    check_value(value)
+    if "\\u" in text:  # NUL and lone surrogates can only come in as \u escapes
+        check_value(value)
+    else:
+        _check_depth(value)
     return value
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _whole_number(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_INT:
+        raise _TooLarge("a number is too large (64-bit integers at most)")
+    return value
+
+
+def _decimal(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _TooLarge("a number is too large to be stored")
+    return value
+
+
+def _check_depth(value: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise InvalidInput(f"values are nested more than {MAX_DEPTH} levels deep")
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for item in items:
+        if isinstance(item, dict | list):
+            _check_depth(item, depth + 1)
 
 
 def check_value(value: Any, depth: int = 0) -> None:

@@ -10,10 +10,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
 from paygo import audit
@@ -27,6 +29,7 @@ from paygo.models import (
     MetricsBox,
     MetricsDataFormat,
     Token,
+    UTCDateTime,
 )
 
 #: Most codes one answer carries; a box further behind gets the rest on its next request.
@@ -52,126 +55,209 @@ class Box:
     base_url: str | None
 
 
-def find_box(*, session: Session, serial: str) -> Box | None:
-    """The device with this exact serial and its Metrics state, in one query."""
-    row = session.execute(
-        sa.select(
-            col(Device.id),
-            col(Device.serial),
-            col(Device.secret_key_encrypted),
-            col(Device.token_count),
-            col(Device.entered_count),
-            col(MetricsBox.device_id),
-            col(MetricsBox.base_url),
+@dataclass(frozen=True)
+class BoxReport:
+    """What one verified request brings: its replay guards, the box's count, its readings."""
+
+    timestamp: int | None
+    request_count: int | None
+    reported_count: int | None
+    data_format_id: int | None
+    readings: Sequence[Reading]
+
+
+# The hot path's statements are built once: SQLAlchemy caches their compiled form, and
+# building a statement costs more CPU than its round trip to the database on loopback.
+_BOXES = MetricsBox.__table__  # type: ignore[attr-defined]
+_DATA = DeviceData.__table__  # type: ignore[attr-defined]
+_DEVICES = Device.__table__  # type: ignore[attr-defined]
+_TOKENS = Token.__table__  # type: ignore[attr-defined]
+_DEVICE_ID = sa.bindparam("b_device_id", type_=sa.Integer)
+_COUNT = sa.bindparam("b_count", type_=sa.Integer)
+_RC = sa.bindparam("b_rc", type_=sa.BigInteger)
+_TS = sa.bindparam("b_ts", type_=sa.BigInteger)
+_NOW = sa.bindparam("b_now", type_=UTCDateTime)
+_REPORTED = sa.bindparam("b_reported", type_=sa.Integer)
+_FIND_BOX = (
+    sa.select(
+        _DEVICES.c.id,
+        _DEVICES.c.serial,
+        _DEVICES.c.secret_key_encrypted,
+        _DEVICES.c.token_count,
+        _DEVICES.c.entered_count,
+        _BOXES.c.device_id,
+        _BOXES.c.base_url,
+    )
+    .outerjoin(_BOXES, _BOXES.c.device_id == _DEVICES.c.id)
+    .where(_DEVICES.c.serial == sa.bindparam("b_serial", type_=sa.String))
+)
+# Newer on each guard the request carries (a NULL parameter: a guard it does not carry).
+# One conditional UPDATE: two copies of a request racing each other cannot both pass.
+_ACCEPT = (
+    sa.update(_BOXES)
+    .where(_BOXES.c.device_id == _DEVICE_ID)
+    .where(
+        sa.or_(
+            _RC.is_(None),
+            _BOXES.c.last_request_count.is_(None),
+            _BOXES.c.last_request_count < _RC,
         )
-        .outerjoin(MetricsBox, col(MetricsBox.device_id) == col(Device.id))
-        .where(col(Device.serial) == serial)
-    ).first()
+    )
+    .where(sa.or_(_TS.is_(None), _BOXES.c.last_timestamp.is_(None), _BOXES.c.last_timestamp < _TS))
+    .values(
+        last_seen_at=_NOW,
+        last_request_count=sa.func.coalesce(_RC, _BOXES.c.last_request_count),
+        last_timestamp=sa.func.coalesce(_TS, _BOXES.c.last_timestamp),
+        reported_token_count=sa.func.coalesce(_REPORTED, _BOXES.c.reported_token_count),
+        data_format_id=sa.func.coalesce(
+            sa.bindparam("b_format", type_=sa.Integer), _BOXES.c.data_format_id
+        ),
+    )
+)
+# The count known on the box: what it reported, never above the server's own count.
+_KNOWN = sa.case((_DEVICES.c.token_count < _REPORTED, _DEVICES.c.token_count), else_=_REPORTED)
+_RECORD_COUNT = (
+    sa.update(_DEVICES)
+    .where(_DEVICES.c.id == _DEVICE_ID)
+    .where(_REPORTED.is_not(None))
+    .where(_DEVICES.c.entered_count != _KNOWN)
+    .values(entered_count=_KNOWN)
+)
+_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+# The box's current account is its newest.
+_ACCOUNT = (
+    sa.select(_ACCOUNTS.c.status, _ACCOUNTS.c.credit_until)
+    .where(_ACCOUNTS.c.device_id == _DEVICE_ID)
+    .order_by(_ACCOUNTS.c.id.desc())
+    .limit(1)
+)
+_CODES = (
+    sa.select(_TOKENS.c.code)
+    .where(_TOKENS.c.device_id == _DEVICE_ID)
+    .where(_TOKENS.c.count > _COUNT)
+    .order_by(_TOKENS.c.count)
+    .limit(MAX_TOKENS)
+)
+
+
+def _report_in_one_statement() -> Any:
+    """PostgreSQL: the replay guard, the readings and the box's count in one statement.
+
+    Data-modifying CTEs run to completion together, atomically, in one round trip; the
+    readings are written only when the guard accepted the request.
+    """
+    ok = _ACCEPT.returning(_BOXES.c.device_id).cte("ok")
+    rows = (
+        sa.func.jsonb_to_recordset(sa.bindparam("b_readings", type_=JSONB))
+        .table_valued(
+            sa.column("at", sa.BigInteger), sa.column("kind", sa.String), sa.column("data", JSONB)
+        )
+        .render_derived(name="r", with_types=True)
+    )
+    stored = (
+        postgresql.insert(_DATA)
+        .from_select(
+            ["device_id", "at", "kind", "data", "received_at"],
+            sa.select(
+                ok.c.device_id, sa.func.to_timestamp(rows.c.at), rows.c.kind, rows.c.data, _NOW
+            )
+            .select_from(ok)
+            .join(rows, sa.true()),
+        )
+        .on_conflict_do_nothing()
+        .cte("stored")
+    )
+    counted = _RECORD_COUNT.where(_DEVICES.c.id.in_(sa.select(ok.c.device_id))).cte("counted")
+    return sa.select(sa.func.count()).select_from(ok).add_cte(stored, counted)
+
+
+_REPORT = _report_in_one_statement()
+
+
+#: The hot path's queries take a session or, cheaper, its Core connection: the ORM's
+#: execute adds about as much CPU again as the statement's own round trip on loopback.
+Connectable = Session | sa.Connection
+
+
+def _core(session: Connectable) -> sa.Connection:
+    return session if isinstance(session, sa.Connection) else session.connection()
+
+
+@cache
+def _insert_ignoring_copies(dialect: str, table: sa.Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for this dialect (built once per table)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
+
+
+def find_box(*, session: Connectable, serial: str) -> Box | None:
+    """The device with this exact serial and its Metrics state, in one query."""
+    row = _core(session).execute(_FIND_BOX, {"b_serial": serial}).first()
     if row is None:
         return None
     ident, serial, sealed, count, entered, known, base_url = row
-    assert ident is not None
     return Box(ident, serial, sealed, count, entered, known is not None, base_url)
 
 
-def accept_request(
-    *,
-    session: Session,
-    box: Box,
-    timestamp: int | None,
-    request_count: int | None,
-    now: datetime,
-    reported_count: int | None,
-    data_format_id: int | None,
-) -> bool:
-    """Record a request as the box's latest, unless it is not newer (a replay): False then.
+def record_report(*, session: Connectable, box: Box, report: BoxReport, now: datetime) -> bool:
+    """Store a verified request: False, and nothing written, when it is not newer (a replay).
 
-    One conditional UPDATE: two copies of a request racing each other cannot both pass.
+    Readings already stored for the same device, time and kind are kept as they are. The
+    count the box reported becomes the count known on it, up to the server's own.
     """
+    conn = _core(session)
+    dialect = conn.dialect.name
     if not box.known:
-        insert = _insert(session).values(device_id=box.device_id, first_seen_at=now)
-        session.execute(insert.on_conflict_do_nothing(index_elements=["device_id"]))
-    table = MetricsBox.__table__  # type: ignore[attr-defined]
-    query = sa.update(table).where(table.c.device_id == box.device_id)
-    values: dict[str, Any] = {"last_seen_at": now}
-    for column, value in (("last_request_count", request_count), ("last_timestamp", timestamp)):
-        if value is not None:
-            last = table.c[column]
-            query = query.where(sa.or_(last.is_(None), last < value))
-            values[column] = value
-    if reported_count is not None:
-        values["reported_token_count"] = reported_count
-    if data_format_id is not None:
-        values["data_format_id"] = data_format_id
-    result: Any = session.execute(query.values(**values))
-    return bool(result.rowcount == 1)
+        first = {"device_id": box.device_id, "first_seen_at": now}
+        conn.execute(_insert_ignoring_copies(dialect, _BOXES), first)
+    params = {
+        "b_device_id": box.device_id,
+        "b_rc": report.request_count,
+        "b_ts": report.timestamp,
+        "b_now": now,
+        "b_reported": report.reported_count,
+        "b_format": report.data_format_id,
+    }
+    readings = _unique(report.readings)
+    if dialect == "postgresql":
+        rows = [{"at": r.at, "kind": r.kind, "data": r.values} for r in readings]
+        return bool(conn.execute(_REPORT, params | {"b_readings": rows}).scalar_one())
+    result: Any = conn.execute(_ACCEPT, params)
+    if result.rowcount != 1:
+        return False
+    rows = [
+        {
+            "device_id": box.device_id,
+            "at": datetime.fromtimestamp(r.at, UTC),
+            "kind": r.kind,
+            "data": r.values,
+            "received_at": now,
+        }
+        for r in readings
+    ]
+    if rows:
+        conn.execute(_insert_ignoring_copies(dialect, _DATA), rows)
+    conn.execute(_RECORD_COUNT, params)
+    return True
 
 
-def _insert(session: Session) -> Any:
-    table = MetricsBox.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
-def store_readings(
-    *, session: Session, device_id: int, readings: Iterable[Reading], now: datetime
-) -> None:
-    """Store readings; one already stored for the same device, time and kind is kept as is."""
-    rows: dict[tuple[int, str], dict[str, Any]] = {}
+def _unique(readings: Iterable[Reading]) -> list[Reading]:
+    """The first reading of each time and kind (a request may repeat a row)."""
+    first: dict[tuple[int, str], Reading] = {}
     for reading in readings:
-        key = (reading.at, reading.kind)
-        rows.setdefault(
-            key,
-            {
-                "device_id": device_id,
-                "at": datetime.fromtimestamp(reading.at, UTC),
-                "kind": reading.kind,
-                "data": reading.values,
-                "received_at": now,
-            },
-        )
-    if not rows:
-        return
-    table = DeviceData.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    session.execute(insert.on_conflict_do_nothing(), list(rows.values()))
+        first.setdefault((reading.at, reading.kind), reading)
+    return list(first.values())
 
 
-def record_box_count(*, session: Session, box: Box, count: int) -> None:
-    """Record the count a box reported as the count known on it (never above the server's).
-
-    A box reporting more than the server issued took codes from elsewhere; the report is
-    kept on its Metrics row, and the count known on the box stops at the server's.
-    """
-    if box.entered_count == min(count, box.token_count):
-        return
-    known = sa.case((col(Device.token_count) < count, col(Device.token_count)), else_=count)
-    session.execute(
-        sa.update(Device).where(col(Device.id) == box.device_id).values(entered_count=known)
-    )
-
-
-def codes_above(*, session: Session, device_id: int, count: int) -> list[int]:
+def codes_above(*, session: Connectable, device_id: int, count: int) -> list[int]:
     """The codes issued for a device above a count, oldest first, as numbers."""
-    codes = session.exec(
-        select(Token.code)
-        .where(Token.device_id == device_id)
-        .where(col(Token.count) > count)
-        .order_by(col(Token.count))
-        .limit(MAX_TOKENS)
-    ).all()
+    codes = _core(session).execute(_CODES, {"b_device_id": device_id, "b_count": count}).scalars()
     return [int(code) for code in codes]
 
 
-def active_until(*, session: Session, device_id: int) -> int:
+def active_until(*, session: Connectable, device_id: int) -> int:
     """Until when (Unix seconds) the box's current account has credit; 0 for none."""
-    row = session.exec(
-        select(Account.status, Account.credit_until)
-        .where(Account.device_id == device_id)
-        .order_by(col(Account.id).desc())
-        .limit(1)
-    ).first()
+    row = _core(session).execute(_ACCOUNT, {"b_device_id": device_id}).first()
     if row is None:
         return 0
     status, credit_until = row
@@ -184,30 +270,28 @@ def active_until(*, session: Session, device_id: int) -> int:
 
 # --- data formats ---------------------------------------------------------------------------
 
+_FORMATS = MetricsDataFormat.__table__  # type: ignore[attr-defined]
 
-def register_format(*, session: Session, fmt: DataFormat, actor: str, now: datetime) -> int:
+
+def register_format(*, session: Connectable, fmt: DataFormat, actor: str, now: datetime) -> int:
     """Store a data format once and return its id (the same format again: the same id)."""
-    table = MetricsDataFormat.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    conn = _core(session)
     digest = fmt.digest()
-    session.execute(
-        insert.values(
-            digest=digest, body=fmt.canonical(), created_by=actor[:80], created_at=now
-        ).on_conflict_do_nothing(index_elements=["digest"])
-    )
-    ident = session.exec(
-        select(MetricsDataFormat.id).where(MetricsDataFormat.digest == digest)
-    ).one()
-    assert ident is not None
+    row = {"digest": digest, "body": fmt.canonical(), "created_by": actor[:80], "created_at": now}
+    conn.execute(_insert_ignoring_copies(conn.dialect.name, _FORMATS), row)
+    ident: int = conn.execute(
+        sa.select(_FORMATS.c.id).where(_FORMATS.c.digest == digest)
+    ).scalar_one()
     return ident
 
 
-def get_format(*, session: Session, format_id: int) -> DataFormat:
+def get_format(*, session: Connectable, format_id: int) -> DataFormat:
     """A registered data format; InvalidInput when there is none with this id."""
-    body = session.exec(
-        select(MetricsDataFormat.body).where(MetricsDataFormat.id == format_id)
-    ).first()
+    body = (
+        _core(session)
+        .execute(sa.select(_FORMATS.c.body).where(_FORMATS.c.id == format_id))
+        .scalar_one_or_none()
+    )
     if body is None:
         raise InvalidInput(
             f"no data format {format_id} is registered here", data_format_id=format_id

@@ -36,7 +36,7 @@ def post_device_data() -> ResponseReturnValue:
     body = _body(MAX_DEVICE_REQUEST)
     try:
         answer = service.receive_device_data(
-            db=gateway.db, keys=gateway.keys, body=body, now=utcnow()
+            db=gateway.db, keys=gateway.keys, body=body, now=utcnow(), formats=_formats(gateway)
         )
     except (Refused, Replayed) as exc:
         service.audit_refusal(
@@ -95,6 +95,14 @@ def _gate(gateway: Gateway) -> service.RefusalGate:
         gate = gateway.services["metrics.refusals"] = service.RefusalGate(gateway.redis)
     assert isinstance(gate, service.RefusalGate)
     return gate
+
+
+def _formats(gateway: Gateway) -> service.FormatCache:
+    cache = gateway.services.get("metrics.formats")
+    if cache is None:
+        cache = gateway.services["metrics.formats"] = service.FormatCache()
+    assert isinstance(cache, service.FormatCache)
+    return cache
 
 
 def _compact(body: dict[str, Any], status: int = 200) -> Response:
