@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
-from paygo.credit import account_view
+from paygo.cli.views import account_view
 from paygo.extensions import Gateway
 from paygo.models import Account, Device, OutboundMessage, Token
 from paygo.tokens.codec import format_code
