@@ -45,12 +45,13 @@ test: $(STAMP_DEV)
 worker: $(STAMP_RUN)
 	$(BIN)/paygo worker
 
-# Each prints a table, then one JSON line; payments and ussd start gunicorn, rq workers,
-# a private PostgreSQL database and a Redis db number on loopback, and stop them.
+# Each prints a table, then one JSON line; payments, ussd and metrics start gunicorn (payments
+# also rq workers), a private PostgreSQL database and a Redis db number on loopback, and stop them.
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/messages.py
 	$(BIN)/python bench/ussd.py
+	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/payments.py
 
 clean:

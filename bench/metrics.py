@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,8 @@ def _fleet(session: Any, gateway: Any, boxes: list[tuple[str, str]]) -> int:
             )
         )
         # Each box has reported before (an hour ago), as boxes on hourly reports have.
-        session.add(MetricsBox(device_id=device.id, last_seen_at=now, reported_token_count=0))
+        seen = now - timedelta(hours=1)
+        session.add(MetricsBox(device_id=device.id, last_seen_at=seen, reported_token_count=0))
         session.add_all(
             Token(
                 device_id=device.id,
