@@ -117,6 +117,7 @@ def _fleet(session: Any, gateway: Any, boxes: list[tuple[str, str]]) -> int:
         )
         session.add(customer)
         session.flush()
+        assert customer.id is not None and plan.id is not None
         session.add(
             Account(
                 number=f"{20_000_000 + i}",

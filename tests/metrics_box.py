@@ -117,7 +117,7 @@ class ConnectedBox:
             timestamp=self.last.get("ts"),
             secret_key=self.key_hex,
         )
-        return serial == self.serial and auth == expected
+        return bool(serial == self.serial and auth == expected)
 
     def apply(self, answer: dict[str, Any]) -> list[KeypadResult]:
         """Type every code of the answer's `tkl` on the keypad, in the order given."""

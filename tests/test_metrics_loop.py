@@ -6,6 +6,7 @@ handler with the project's keypad simulator typing the codes of each answer's `t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,9 +28,9 @@ KEY = "bc41ec9530f6dac86b1a29ab82edc5fb"
 
 
 @pytest.fixture
-def app(make_app: object) -> Flask:
+def app(make_app: Callable[..., Flask]) -> Flask:
     # A low drift threshold, so the warning a connected box's reports clear is visible.
-    return make_app(token_drift_warning=10)  # type: ignore[operator, no-any-return]
+    return make_app(token_drift_warning=10)
 
 
 @pytest.fixture

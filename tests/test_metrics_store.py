@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -17,9 +18,9 @@ from paygo.models import Device, MetricsBox
 from tests.factories import make_device
 
 
-def _reported(session: Session, device: Device, ago: timedelta | None, **fields: object) -> None:
+def _reported(session: Session, device: Device, ago: timedelta, **fields: Any) -> None:
     assert device.id is not None
-    seen = None if ago is None else datetime.now(UTC) - ago
+    seen = datetime.now(UTC) - ago
     session.add(MetricsBox(device_id=device.id, last_seen_at=seen, **fields))
 
 

@@ -37,6 +37,7 @@ def box(client: FlaskClient, device: Device, gateway: Gateway) -> ConnectedBox:
 
 def _issued(session: Session, gateway: Gateway, device: Device, counts: list[int]) -> None:
     """Tokens stored as if issued at these counts (codes are made up; order is the point)."""
+    assert device.id is not None
     for n in counts:
         session.add(Token(device_id=device.id, count=n, type="add_time", days=1, code=f"{n:09d}"))
     stored = session.get(Device, device.id)
