@@ -31,10 +31,20 @@ lock: $(STAMP_DEV)
 	$(COMPILE) --allow-unsafe --extra=dev --constraint=requirements.lock \
 		--output-file=requirements-dev.lock pyproject.toml
 
+# Where `make run` serves: HOST=0.0.0.0 PORT=8000 make run.
+HOST ?= 127.0.0.1
+PORT ?= 5000
+# The demo's payment callback path tokens, so the README's curl examples work as written;
+# a token set in the environment wins (one in .env does not: export it). Secrets in production.
+DEMO_TOKENS = MPESA_CALLBACK_TOKEN=$${MPESA_CALLBACK_TOKEN:-demo-mpesa} \
+	MTN_MOMO_CALLBACK_TOKEN=$${MTN_MOMO_CALLBACK_TOKEN:-demo-momo} \
+	AIRTEL_CALLBACK_TOKEN=$${AIRTEL_CALLBACK_TOKEN:-demo-airtel} \
+	AT_PAYMENTS_CALLBACK_TOKEN=$${AT_PAYMENTS_CALLBACK_TOKEN:-demo-at}
+
 run: $(STAMP_RUN)
 	$(BIN)/paygo db upgrade
 	$(BIN)/paygo demo --if-empty
-	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000
+	$(DEMO_TOKENS) $(BIN)/paygo dev run --host $(HOST) --port $(PORT)
 
 test: $(STAMP_DEV)
 	$(BIN)/ruff check app tests bench migrations wsgi.py
@@ -48,6 +58,7 @@ worker: $(STAMP_RUN)
 # Each prints a table, then one JSON line; payments, ussd and metrics start gunicorn (payments
 # also rq workers), a private PostgreSQL database and a Redis db number on loopback, and stop them.
 bench: $(STAMP_DEV)
+	$(BIN)/python bench/cli.py
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/messages.py
 	$(BIN)/python bench/ussd.py

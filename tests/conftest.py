@@ -15,12 +15,15 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import text
 from sqlmodel import Session, SQLModel
 
 from paygo import create_app
+from paygo.cli import State
+from paygo.cli import cli as paygo_cli
 from paygo.cli.db import alembic_config
 from paygo.extensions import Gateway
 from tests.fakes.at_api import FakeAfricasTalking
@@ -191,9 +194,20 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+class PaygoRunner(FlaskCliRunner):
+    """Click's runner on the `paygo` command line itself, working on the test's app."""
+
+    def invoke(  # type: ignore[override]
+        self, cli: Any = None, args: Any = None, **kwargs: Any
+    ) -> Result:
+        kwargs.setdefault("obj", State(app=self.app))
+        kwargs.setdefault("prog_name", "paygo")
+        return super().invoke(paygo_cli if cli is None else cli, args, **kwargs)
+
+
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
-    return app.test_cli_runner()
+    return PaygoRunner(app)
 
 
 @pytest.fixture

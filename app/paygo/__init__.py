@@ -1,21 +1,31 @@
-"""PAYG solar gateway: the Flask application factory."""
+"""PAYG solar gateway: the Flask application factory.
+
+Importing the package costs nothing: Flask and the settings are imported by
+`create_app`, so the `paygo` command line starts without them.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from paygo.settings import load_settings
+    from paygo.settings import Settings
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the gateway: settings, then extensions, blueprints, error handlers, commands."""
-    app = Flask(__name__, instance_relative_config=True)
-    settings = load_settings(overrides=_with_instance(app, test_config))
+    from flask import Flask
+
+    from paygo.settings import load_settings
+
+    settings = load_settings(overrides=test_config)
+    # The instance folder is the settings' (beside a checkout, or the user's data folder
+    # for an installed package), never Flask's guess inside site-packages.
+    app = Flask(__name__, instance_path=settings.instance_path)
     app.config.update(
         SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=256 * 1024, PAYGO_SETTINGS=settings
     )
@@ -28,14 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _with_instance(app: Flask, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    values = dict(overrides or {})
-    if not os.environ.get("PAYGO_INSTANCE_PATH"):
-        values.setdefault("instance_path", app.instance_path)
-    return values
-
-
-def register_extensions(app: Flask, settings: Any) -> None:
+def register_extensions(app: Flask, settings: Settings) -> None:
     from paygo import extensions
     from paygo.messaging import setup as messaging
 

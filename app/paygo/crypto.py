@@ -6,18 +6,27 @@ import base64
 import hashlib
 import hmac
 import secrets
-
-from cryptography.fernet import Fernet, InvalidToken
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from paygo.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 
 class KeyBox:
     """Encrypts and decrypts 16-byte device keys; never logs or shows them."""
 
     def __init__(self, master_key: str) -> None:
-        digest = hashlib.sha256(b"paygo-device-keys:" + master_key.encode()).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+        self._digest = hashlib.sha256(b"paygo-device-keys:" + master_key.encode()).digest()
+
+    @cached_property
+    def _fernet(self) -> Fernet:
+        # Built on first use: a command that never touches a key never loads cryptography.
+        from cryptography.fernet import Fernet
+
+        return Fernet(base64.urlsafe_b64encode(self._digest))
 
     def __repr__(self) -> str:
         return "KeyBox(<master key hidden>)"
@@ -28,6 +37,8 @@ class KeyBox:
 
     def open(self, sealed: str) -> str:
         """Decrypt a stored device key back to 32 hex characters."""
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(sealed.encode()).hex()
         except InvalidToken:

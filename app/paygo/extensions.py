@@ -1,18 +1,24 @@
-"""The gateway's shared services, built in init_app and kept in app.extensions."""
+"""The gateway's shared services, built in init_app and kept in app.extensions.
+
+`build_gateway` needs no Flask: the `paygo` command line builds one for its command
+without loading the web app (and Flask, Redis and rq are imported only when used).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app
-from redis import Redis
 from sqlalchemy.orm import configure_mappers
 
 from paygo.crypto import KeyBox
 from paygo.db import Database
 from paygo.jobs import JobQueue
 from paygo.settings import Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from redis import Redis
 
 
 @dataclass
@@ -27,29 +33,35 @@ class Gateway:
     services: dict[str, Any] = field(default_factory=dict)
 
 
-def init_app(app: Flask, settings: Settings) -> Gateway:
-    """Build the engine, Redis client, queue and key box for this app."""
+def build_gateway(settings: Settings) -> Gateway:
+    """Build the engine, Redis client, queue and key box for these settings."""
     # Instrument every model now, not on the first query: code that builds bare instances
     # (the USSD session snapshot) must find the attribute implementations in place even
     # when it runs before this process has queried anything.
     configure_mappers()
-    redis = (
-        Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
-        if settings.redis_url
-        else None
-    )
-    gateway = Gateway(
+    redis = None
+    if settings.redis_url:
+        from redis import Redis
+
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    return Gateway(
         settings=settings,
         db=Database(settings.database_url),
         keys=KeyBox(settings.master_key),
         jobs=JobQueue(redis),
         redis=redis,
     )
-    app.extensions["paygo"] = gateway
+
+
+def init_app(app: Flask, settings: Settings) -> Gateway:
+    """Build the gateway for this app and keep it in app.extensions."""
+    gateway = app.extensions["paygo"] = build_gateway(settings)
     return gateway
 
 
 def current_gateway() -> Gateway:
     """The gateway of the current Flask app."""
+    from flask import current_app
+
     gateway: Gateway = current_app.extensions["paygo"]
     return gateway

@@ -11,18 +11,19 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis import Redis
-from rq import Queue, Retry
-from rq.job import Job, JobStatus
+if TYPE_CHECKING:
+    from redis import Redis
+    from rq import Queue
 
 log = logging.getLogger(__name__)
 
 #: Backoff for transient failures: about 5 s, 30 s, 2 min, 10 min, 30 min, with jitter.
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800)
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
-_PENDING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+#: rq's statuses of a job still to run (rq is imported only when Redis is used).
+_PENDING = {"queued", "started", "scheduled", "deferred"}
 
 
 class JobQueue:
@@ -30,7 +31,11 @@ class JobQueue:
 
     def __init__(self, redis: Redis | None, *, name: str = "paygo") -> None:
         self.redis = redis
-        self.queue = Queue(name, connection=redis) if redis is not None else None
+        self.queue: Queue | None = None
+        if redis is not None:
+            from rq import Queue
+
+            self.queue = Queue(name, connection=redis)
 
     @property
     def inline(self) -> bool:
@@ -49,6 +54,9 @@ class JobQueue:
         if self.queue is None:
             self._run_inline(func, args, job_id)
             return
+        from rq import Retry
+        from rq.job import Job
+
         existing = (
             Job.fetch(job_id, connection=self.queue.connection)
             if Job.exists(job_id, connection=self.queue.connection)

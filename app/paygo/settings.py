@@ -34,7 +34,6 @@ from pydantic_settings import (
 )
 
 from paygo.errors import ConfigurationError
-from paygo.messaging import providers as sms_providers
 
 # Values shipped in .env.example and the demo: fine on a laptop, refused in production.
 DEFAULT_MASTER_KEY = "dev-master-key-change-me"
@@ -48,10 +47,27 @@ class _ProductionSecret:
 PRODUCTION_SECRET = _ProductionSecret()
 
 
+def default_instance_path() -> str:
+    """Where local state goes by default: `instance/` beside a checkout, else the user's
+    data folder (`~/.local/share/paygo` on Linux).
+
+    An installed package never writes inside site-packages: it is often read-only, and
+    an upgrade replaces it.
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "migrations").is_dir():
+        return str(checkout / "instance")
+    import platformdirs
+
+    return platformdirs.user_data_dir("paygo", appauthor=False)
+
+
 def _routes(value: object) -> object:
     """Parse `SMS_ROUTES` such as `254=africastalking,255=twilio` (country calling codes)."""
     if not isinstance(value, str):
         return value  # already a mapping (an override), checked as dict[str, str]
+    from paygo.messaging import providers as sms_providers
+
     routes: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in value.split(","))):
         prefix, _, provider = part.partition("=")
@@ -114,7 +130,9 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: paygo.sqlite3 in the instance folder
     redis_url: str | None = None
     public_base_url: Annotated[str, AfterValidator(_web_url)] = "http://127.0.0.1:5000"
-    instance_path: str = Field("instance", validation_alias="PAYGO_INSTANCE_PATH")
+    instance_path: str = Field(
+        default_factory=default_instance_path, validation_alias="PAYGO_INSTANCE_PATH"
+    )
     distributor_name: str = "SunPower"
     paybill_number: str = "600638"
     default_country: Annotated[str, AfterValidator(_country)] = "KE"
@@ -221,9 +239,13 @@ def load_settings(
         settings = Settings(**values)
     except ValidationError as exc:
         raise _refusal(exc) from None
-    if not settings.database_url:
-        path = Path(settings.instance_path).resolve() / "paygo.sqlite3"
-        settings = settings.model_copy(update={"database_url": f"sqlite:///{path}"})
+    instance = Path(settings.instance_path).expanduser().resolve()
+    settings = settings.model_copy(
+        update={
+            "instance_path": str(instance),
+            "database_url": settings.database_url or f"sqlite:///{instance / 'paygo.sqlite3'}",
+        }
+    )
     validate(settings)
     return settings
 
@@ -251,6 +273,8 @@ def validate(settings: Settings) -> None:
     if settings.production:
         _refuse_default_secrets(settings)
     # Each SMS provider names what it needs (paygo.messaging.providers).
+    from paygo.messaging import providers as sms_providers
+
     sms_providers.check_settings(settings)
 
 

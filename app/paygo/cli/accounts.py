@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import click
-from flask.cli import with_appcontext
 
 from paygo import accounts, plans
 from paygo.cli import views
+from paygo.cli.context import current_gateway
 from paygo.cli.output import emit, handles_errors, json_option
-from paygo.extensions import current_gateway
 from paygo.models import utcnow
 
 
@@ -24,7 +23,6 @@ def accounts_group() -> None:
 @click.option("--plan", "plan_name", required=True)
 @click.option("--language", type=click.Choice(accounts.LANGUAGES), default="en", show_default=True)
 @json_option
-@with_appcontext
 @handles_errors
 def create(
     name: str, phone: str, serial: str, plan_name: str, language: str, as_json: bool
@@ -49,7 +47,6 @@ def create(
 @accounts_group.command("show")
 @click.argument("number")
 @json_option
-@with_appcontext
 @handles_errors
 def show(number: str, as_json: bool) -> None:
     """Show an account's credit state: credit-until, days left, paid, left to pay."""

@@ -5,12 +5,11 @@ from __future__ import annotations
 import secrets
 
 import click
-from flask.cli import with_appcontext
 
 from paygo import audit
+from paygo.cli.context import current_gateway
 from paygo.cli.output import emit, handles_errors, json_option
 from paygo.crypto import hash_api_key
-from paygo.extensions import current_gateway
 from paygo.models import ApiKey
 
 ROLES = ("admin", "operator", "viewer")
@@ -25,7 +24,6 @@ def apikeys_group() -> None:
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--name", default="", help="Who or what the key is for.")
 @json_option
-@with_appcontext
 @handles_errors
 def create(role: str, name: str, as_json: bool) -> None:
     """Create a key and print it once."""

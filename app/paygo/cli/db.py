@@ -10,12 +10,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from flask.cli import with_appcontext
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from paygo.cli.context import current_gateway
 from paygo.cli.output import emit, fail, handles_errors, json_option
-from paygo.extensions import current_gateway
 
 MIGRATIONS = Path(str(files("paygo") / "migrations"))
 
@@ -36,7 +35,6 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 @json_option
-@with_appcontext
 @handles_errors
 def upgrade(revision: str, as_json: bool) -> None:
     """Apply migrations up to REVISION."""

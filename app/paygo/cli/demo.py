@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import click
-from flask.cli import with_appcontext
 
 from paygo import demo
+from paygo.cli.context import current_gateway
 from paygo.cli.output import emit, handles_errors, json_option
-from paygo.extensions import current_gateway
 
 
 @click.command("demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the demo plan exists already.")
 @json_option
-@with_appcontext
 @handles_errors
 def demo_command(if_empty: bool, as_json: bool) -> None:
     """Load a demo plan, devices, customers and accounts."""

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask.cli import with_appcontext
 from sqlmodel import col, select
 
 from paygo import devices
+from paygo.cli.context import current_gateway
 from paygo.cli.output import emit, fail, handles_errors, json_option
-from paygo.extensions import current_gateway
 from paygo.metrics import store as metrics
 from paygo.models import Device, DeviceStatus, utcnow
 
@@ -28,7 +27,6 @@ def devices_group() -> None:
 @devices_group.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
-@with_appcontext
 @handles_errors
 def import_(path: Path, as_json: bool) -> None:
     """Import devices from an OpenPAYGO factory CSV (all or nothing; re-import is harmless)."""
@@ -57,7 +55,6 @@ def import_(path: Path, as_json: bool) -> None:
 @devices_group.command("export")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @json_option
-@with_appcontext
 @handles_errors
 def export(path: Path, as_json: bool) -> None:
     """Write every device with its current count, in the factory format (includes keys)."""
@@ -79,7 +76,6 @@ def export(path: Path, as_json: bool) -> None:
     "--silent", is_flag=True, help="Only connected boxes silent past METRICS_SILENT_AFTER_HOURS."
 )
 @json_option
-@with_appcontext
 @handles_errors
 def list_(status: str | None, silent: bool, as_json: bool) -> None:
     """List devices (never their keys), with when each connected box last reported."""
@@ -134,7 +130,6 @@ def _age(delta: timedelta) -> str:
 @click.option("--cancel", is_flag=True, help="Stop sending a move the box has not acted on.")
 @click.option("--reason", required=True, help="Why (kept in the audit log).")
 @json_option
-@with_appcontext
 @handles_errors
 def move_server(serial: str, url: str | None, cancel: bool, reason: str, as_json: bool) -> None:
     """Move a connected box to another Metrics server: its answers carry URL as base_url."""

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import click
-from flask.cli import with_appcontext
 from sqlmodel import col, select
 
 from paygo import audit
+from paygo.cli.context import current_gateway
 from paygo.cli.output import emit, fail, handles_errors, json_option
 from paygo.errors import NotFound
-from paygo.extensions import current_gateway
 from paygo.messaging import jobs, outbox, reports
 from paygo.messaging.sending import send_committed
 from paygo.models import MessageStatus, OutboundMessage, row_id, utcnow
@@ -35,7 +34,6 @@ def messages_group() -> None:
 @click.option("--status", type=click.Choice([s.value for s in MessageStatus]), default=None)
 @click.option("--limit", default=50, show_default=True)
 @json_option
-@with_appcontext
 def list_(to: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """List the newest outbound messages."""
     gateway = current_gateway()
@@ -55,7 +53,6 @@ def list_(to: str | None, status: str | None, limit: int, as_json: bool) -> None
 @messages_group.command("failed")
 @click.option("--limit", default=100, show_default=True)
 @json_option
-@with_appcontext
 def failed(limit: int, as_json: bool) -> None:
     """List the dead letters: messages that gave up, with the reason."""
     with current_gateway().db.session() as session:
@@ -68,7 +65,6 @@ def failed(limit: int, as_json: bool) -> None:
 @click.argument("message_id", type=int, required=False)
 @click.option("--all", "retry_all", is_flag=True, help="Retry every failed message.")
 @json_option
-@with_appcontext
 @handles_errors
 def retry(message_id: int | None, retry_all: bool, as_json: bool) -> None:
     """Send a failed (or undeliverable) message again: `retry ID` or `retry --all`."""
@@ -109,7 +105,6 @@ def retry(message_id: int | None, retry_all: bool, as_json: bool) -> None:
 
 @messages_group.command("sweep")
 @json_option
-@with_appcontext
 def sweep(as_json: bool) -> None:
     """Send (or enqueue) every due message and reconcile stuck ones; for cron."""
     counts = jobs.sweep(current_gateway())
@@ -118,7 +113,6 @@ def sweep(as_json: bool) -> None:
 
 @messages_group.command("reconcile")
 @json_option
-@with_appcontext
 def reconcile(as_json: bool) -> None:
     """Chase delivery reports that never came (daily), then sweep."""
     gateway = current_gateway()

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask.cli import with_appcontext
 
 from paygo import accounts
+from paygo.cli.context import current_gateway
 from paygo.cli.output import emit, handles_errors, json_option
 from paygo.cli.tokens import line, summary
 from paygo.errors import InvalidInput
-from paygo.extensions import current_gateway
 from paygo.ledger.crediting import CreditResult
 from paygo.messaging.sending import send_committed
 from paygo.models import Account, Device, Payment, PaymentPlan, utcnow
@@ -46,7 +45,6 @@ def payments_group() -> None:
 @click.option("--reference", default=None, help="Receipt number; recording it twice is harmless.")
 @click.option("--actor", default="cli", show_default=True)
 @json_option
-@with_appcontext
 @handles_errors
 def record_payment(
     number: str, amount: str, reference: str | None, actor: str, as_json: bool
@@ -115,7 +113,6 @@ def _outcome(result: CreditResult, data: dict[str, Any], currency: str) -> str:
 @payments_group.command("unmatched")
 @click.option("--limit", default=100, show_default=True)
 @json_option
-@with_appcontext
 @handles_errors
 def unmatched(limit: int, as_json: bool) -> None:
     """List payments no rule could place (the suspense queue), oldest first."""
@@ -138,7 +135,6 @@ def unmatched(limit: int, as_json: bool) -> None:
 @click.argument("account")
 @click.option("--actor", default="cli", show_default=True, help="Who is assigning it.")
 @json_option
-@with_appcontext
 @handles_errors
 def assign(payment_id: int, account: str, actor: str, as_json: bool) -> None:
     """Credit an unmatched payment to ACCOUNT, exactly as an automatic match would."""
@@ -165,7 +161,6 @@ def assign(payment_id: int, account: str, actor: str, as_json: bool) -> None:
 @click.option("--reason", required=True, help="Why the payment is taken back.")
 @click.option("--actor", default="cli", show_default=True, help="Who is reversing it.")
 @json_option
-@with_appcontext
 @handles_errors
 def reverse(payment_id: int, reason: str, actor: str, as_json: bool) -> None:
     """Take a credited payment back: credit-until moves back, the box is set to match."""
@@ -212,7 +207,6 @@ def reverse(payment_id: int, reason: str, actor: str, as_json: bool) -> None:
 @payments_group.command("import-statement")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
-@with_appcontext
 @handles_errors
 def import_statement(path: Path, as_json: bool) -> None:
     """Add the payments of an M-Pesa portal statement (CSV) whose callbacks never came."""
@@ -237,7 +231,6 @@ def import_statement(path: Path, as_json: bool) -> None:
 
 @payments_group.command("sweep")
 @json_option
-@with_appcontext
 @handles_errors
 def sweep(as_json: bool) -> None:
     """Re-queue payments stored but never reconciled (a lost job, a queue outage)."""

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import click
-from flask.cli import with_appcontext
 
 from paygo import plans
+from paygo.cli.context import current_gateway
 from paygo.cli.output import emit, handles_errors, json_option
-from paygo.extensions import current_gateway
 from paygo.models import PaymentPlan
 from paygo.money import format_minor, to_minor
 
@@ -31,7 +30,6 @@ def plans_group() -> None:
 @click.option("--total-price", default=None, help="Omit for pay-per-use (never paid off).")
 @click.option("--reminder-days", default=2, type=int, show_default=True)
 @json_option
-@with_appcontext
 @handles_errors
 def create(
     name: str,
@@ -64,7 +62,6 @@ def create(
 
 @plans_group.command("list")
 @json_option
-@with_appcontext
 @handles_errors
 def list_(as_json: bool) -> None:
     """List payment plans."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from flask.cli import with_appcontext
 
+from paygo.cli.context import current_gateway
 from paygo.cli.output import emit, json_option
-from paygo.extensions import current_gateway
 from paygo.messaging import reminders
 
 
@@ -17,7 +16,6 @@ def reminders_group() -> None:
 
 @reminders_group.command("run")
 @json_option
-@with_appcontext
 def run(as_json: bool) -> None:
     """Write the reminders due now; each is sent once, after quiet hours."""
     written = reminders.write_due(current_gateway())

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from flask.cli import with_appcontext
 
 from paygo import accounts
+from paygo.cli.context import current_gateway
 from paygo.cli.output import emit, handles_errors, json_option
-from paygo.extensions import current_gateway
 from paygo.ledger import operator
 from paygo.ledger.locks import hold_account
 from paygo.messaging.sending import send_committed
@@ -83,7 +82,6 @@ def tokens_group() -> None:
 @click.option("--reason", required=True)
 @click.option("--actor", default="cli", show_default=True, help="Who is issuing it.")
 @json_option
-@with_appcontext
 @handles_errors
 def issue(number: str, kind: str, days: int | None, reason: str, actor: str, as_json: bool) -> None:
     """Issue an operator token for an account's box and print the code."""
@@ -110,7 +108,6 @@ def issue(number: str, kind: str, days: int | None, reason: str, actor: str, as_
 @click.argument("number")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @json_option
-@with_appcontext
 @handles_errors
 def list_(number: str, limit: int, as_json: bool) -> None:
     """Show an account's token history, newest first."""
@@ -142,7 +139,6 @@ def list_(number: str, limit: int, as_json: bool) -> None:
 )
 @click.option("--actor", default="cli", show_default=True, help="Who confirmed it.")
 @json_option
-@with_appcontext
 @handles_errors
 def entered(number: str, count: int | None, actor: str, as_json: bool) -> None:
     """Record that the box has taken the tokens up to COUNT (clears the drift warning)."""

@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask import Flask
 from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -23,8 +22,9 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
+from paygo.cli.context import current_app
 from paygo.cli.output import fail
-from paygo.extensions import Gateway, current_gateway
+from paygo.extensions import Gateway
 from paygo.messaging.jobs import Periodic, periodic_jobs
 
 
@@ -137,12 +137,11 @@ def make_worker(
     show_default=True,
     help="Fork a work horse per job (rq's default isolation) or run jobs in-process.",
 )
-@with_appcontext
 def worker(burst: bool, no_periodic: bool, fork: bool) -> None:
     """Run background jobs from Redis (needs REDIS_URL)."""
-    if current_gateway().jobs.queue is None:
+    app = current_app()
+    if app.extensions["paygo"].jobs.queue is None:
         fail("REDIS_URL is not set: without Redis, jobs run inline in the web process")
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
     make_worker(app, periodic=not no_periodic, fork=fork).work(burst=burst, with_scheduler=True)
 
 

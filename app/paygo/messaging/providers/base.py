@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import requests
-
 from paygo.crypto import same
 from paygo.errors import ConfigurationError, Forbidden, NotFound, ProviderError
 from paygo.models import MessageStatus, OutboundMessage
 
 if TYPE_CHECKING:
+    import requests
+
     from paygo.settings import Settings
 
 
@@ -194,6 +194,8 @@ def _answered(answer: Answer) -> str:
 
 def transport_error(provider: str, exc: requests.RequestException) -> ProviderError:
     """Classify a failed HTTP call: refused before sending is safe to retry, later is not."""
+    import requests  # only the HTTP providers call this; settings checks need none of it
+
     if isinstance(exc, requests.ConnectTimeout) or _never_connected(exc):
         return SendRefused(
             f"{provider} unreachable: {type(exc).__name__}",
