@@ -6,6 +6,8 @@ without loading the web app (and Flask, Redis and rq are imported only when used
 
 from __future__ import annotations
 
+import sys
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,9 +61,28 @@ def init_app(app: Flask, settings: Settings) -> Gateway:
     return gateway
 
 
-def current_gateway() -> Gateway:
-    """The gateway of the current Flask app."""
-    from flask import current_app
+#: The gateway of a `paygo` command, which runs without a Flask app context: jobs it runs
+#: inline (no Redis) find it here, as they find the app's inside one.
+_COMMAND_GATEWAY: ContextVar[Gateway | None] = ContextVar("paygo_gateway", default=None)
 
-    gateway: Gateway = current_app.extensions["paygo"]
-    return gateway
+
+def use_gateway(gateway: Gateway) -> Token[Gateway | None]:
+    """Make `gateway` current outside any app context; reset it with the token returned."""
+    return _COMMAND_GATEWAY.set(gateway)
+
+
+def forget_gateway(token: Token[Gateway | None]) -> None:
+    """Undo `use_gateway`."""
+    _COMMAND_GATEWAY.reset(token)
+
+
+def current_gateway() -> Gateway:
+    """The gateway of the current Flask app, or of the running `paygo` command."""
+    flask = sys.modules.get("flask")
+    if flask is not None and flask.has_app_context():
+        gateway: Gateway = flask.current_app.extensions["paygo"]
+        return gateway
+    found = _COMMAND_GATEWAY.get()
+    if found is None:
+        raise RuntimeError("no gateway: outside a Flask app context and a paygo command")
+    return found

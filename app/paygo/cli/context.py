@@ -25,18 +25,27 @@ _STATE = "paygo.state"
 
 
 def current_gateway() -> Gateway:
-    """The gateway of this command: the running app's, or one built for it."""
+    """The gateway of this command: the running app's, or one built for it.
+
+    It is made current for the rest of the command, so the jobs it runs inline (without
+    Redis) find it as they would inside the app.
+    """
+    from paygo.extensions import forget_gateway, use_gateway
+
     flask = sys.modules.get("flask")
     if flask is not None and flask.has_app_context():
         gateway: Gateway = flask.current_app.extensions["paygo"]
         return gateway
     state = _state()
     if state.app is not None:
-        found: Gateway = state.app.extensions["paygo"]
-        return found
-    if state.built is None:
-        state.built = _build()
-    return state.built  # type: ignore[no-any-return]
+        gateway = state.app.extensions["paygo"]
+    else:
+        if state.built is None:
+            state.built = _build()
+        gateway = state.built
+    token = use_gateway(gateway)
+    click.get_current_context().find_root().call_on_close(lambda: forget_gateway(token))
+    return gateway
 
 
 def current_app() -> Flask:
