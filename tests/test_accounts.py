@@ -121,8 +121,37 @@ def test_get_account_finds_by_number_and_names_a_missing_one(
 ) -> None:
     account = make_account(session, gateway)
     assert accounts.get_account(session=session, number=f" {account.number} ").id == account.id
-    with pytest.raises(NotFound, match="no account '99999999'"):
-        accounts.get_account(session=session, number="99999999")
+    unknown = accountnumbers.from_sequence(9_000_000)
+    with pytest.raises(NotFound, match=f"no account '{unknown}'"):
+        accounts.get_account(session=session, number=unknown)
+
+
+def test_an_account_number_is_found_typed_with_spaces_or_dashes(
+    session: Session, gateway: Gateway
+) -> None:
+    number = make_account(session, gateway).number
+    for typed in (f"{number[:4]} {number[4:]}", f"{number[:4]}-{number[4:]}", f" {number} "):
+        assert accounts.get_account(session=session, number=typed).number == number
+
+
+def test_a_wrong_check_digit_says_so_and_names_the_nearest_real_account(
+    session: Session, gateway: Gateway
+) -> None:
+    number = make_account(session, gateway).number
+    swapped = number[:-3] + number[-2] + number[-3] + number[-1]
+    typo = number[:-2] + str((int(number[-2]) + 1) % 10) + number[-1]
+    for mistyped in (swapped, typo):
+        if mistyped == number or accountnumbers.is_valid(mistyped):
+            continue
+        with pytest.raises(NotFound) as caught:
+            accounts.get_account(session=session, number=mistyped)
+        assert caught.value.message == (
+            f"no account {mistyped}: its check digit is wrong; "
+            f"did you mean {number}?"
+        )
+    nowhere = "12345678" if not accountnumbers.is_valid("12345678") else "12345679"
+    with pytest.raises(NotFound, match="check digit is wrong$"):
+        accounts.get_account(session=session, number=nowhere)
 
 
 # --- the CLI -----------------------------------------------------------------------------
@@ -189,7 +218,7 @@ def test_cli_create_with_json_prints_only_the_account_number(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--plan", "Gold"], "error: no plan named 'Gold'"),
+        (["--plan", "Gold"], "error: no plan with the id or name 'Gold'"),
         (["--device", "NOPE"], "error: no device with serial 'NOPE'"),
         (["--phone", "not-a-phone"], "error: not a valid phone number"),
     ],

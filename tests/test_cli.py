@@ -163,7 +163,10 @@ def test_plan_amounts_are_typed_in_major_units_and_stored_in_minor_units(
         plan.min_payment,
         plan.total_price,
     ) == ("KES", 5050, 100000, 7, 2000, 1500000)
-    assert _ok(runner, "plans", "list") == "Solar 80: KES 50.50 a day\n"
+    assert _ok(runner, "plans", "list").splitlines() == [
+        "ID  NAME      PER DAY    DEPOSIT    DEPOSIT DAYS  MINIMUM  TOTAL       RETIRED",
+        " 1  Solar 80  KES 50.50  KES 1,000             7  KES 20   KES 15,000  -",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -280,9 +283,11 @@ def test_messages_list_filters_by_phone_in_any_format(
         )
     listed = _json(runner, "messages", "list", "--to", "0711000001")["messages"]
     assert [m["body"] for m in listed] == ["second", "first"]
-    text = _ok(runner, "messages", "list")
-    assert text.splitlines()[0].endswith("+254711000001 [queued] second")
-    assert len(text.splitlines()) == 3
+    header, *rows = _ok(runner, "messages", "list").splitlines()
+    assert header.split() == ["ID", "WRITTEN", "TO", "KIND", "STATUS", "TRIES", "REASON", "TEXT"]
+    assert len(rows) == 3
+    assert rows[0].split()[-5:] == ["reply", "queued", "0", "-", "second"]
+    assert rows[0].index("+254711000001") == header.index("TO")
 
 
 # --- database and startup errors ---------------------------------------------------------

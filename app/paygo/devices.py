@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from paygo.crypto import KeyBox
 from paygo.errors import Conflict, ImportFailed, InvalidInput, NotFound
 from paygo.models import Device, DeviceStatus, utcnow
+from paygo.pages import Page, page
 
 FACTORY_HEADER = (
     "Serial Number",
@@ -257,6 +258,32 @@ def export_devices(*, session: Session, keys: KeyBox) -> Iterator[list[str]]:
         ]
 
 
+def list_devices(
+    *,
+    session: Session,
+    status: str | None = None,
+    ids: Iterable[int] | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[Device]:
+    """Devices by serial, in one status or among `ids`."""
+    query = select(Device)
+    if status is not None:
+        query = query.where(col(Device.status) == status)
+    if ids is not None:
+        query = query.where(col(Device.id).in_(sorted(ids)))
+    return page(
+        session=session,
+        query=query,
+        listing="devices",
+        order=[col(Device.serial)],
+        key=lambda device: (device.serial,),
+        limit=limit,
+        cursor=cursor,
+        descending=False,
+    )
+
+
 def get_device(*, session: Session, serial: str) -> Device:
     """Find a device by serial number."""
     device = session.exec(select(Device).where(Device.serial == serial.strip())).first()
@@ -309,5 +336,6 @@ __all__ = [
     "import_devices",
     "export_devices",
     "get_device",
+    "list_devices",
     "add_device",
 ]

@@ -65,6 +65,7 @@ class DeviceStatus(StrEnum):
     PAID_OFF = "paid_off"
     REPOSSESSED = "repossessed"
     FAULTY = "faulty"
+    RETURNED = "returned"  # back from a customer, to be checked before it goes in stock
 
 
 class AccountStatus(StrEnum):
@@ -82,6 +83,14 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"  # the provider says the payment did not go through
     REJECTED = "rejected"  # unusable (bad amount, wrong currency)
     REVERSED = "reversed"  # credited, then taken back by an operator
+
+
+class TicketStatus(StrEnum):
+    NEW = "new"  # opened by the customer (USSD, SMS) or an operator
+    ASSIGNED = "assigned"  # given to someone
+    IN_PROGRESS = "in_progress"  # being worked on
+    RESOLVED = "resolved"  # the problem is fixed, the customer not yet told or asked
+    CLOSED = "closed"
 
 
 class MessageStatus(StrEnum):
@@ -148,6 +157,8 @@ class PaymentPlan(SQLModel, table=True):
     total_price: int | None = None  # None: pay-per-use, never paid off
     reminder_days_before: int = 2
     created_at: datetime = _created()
+    # A retired plan stays on the accounts that have it; no new account is opened on it.
+    retired_at: datetime | None = _ts(nullable=True)
 
 
 class Account(SQLModel, table=True):
@@ -266,9 +277,23 @@ class Ticket(SQLModel, table=True):
     phone: str = Field(max_length=20)
     channel: str = Field(default="ussd", max_length=20)
     body: str = Field(sa_type=sa.Text)
-    status: str = Field(default="open", max_length=20, index=True)
+    status: str = Field(default=TicketStatus.NEW, max_length=20, index=True)
+    assigned_to: str | None = Field(default=None, max_length=80)
     created_at: datetime = _created()
+    updated_at: datetime = _created()
     closed_at: datetime | None = _ts(nullable=True)
+
+
+class TicketComment(SQLModel, table=True):
+    """A note on a ticket: an operator's comment, or why it was assigned or closed."""
+
+    __tablename__ = "ticket_comments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="tickets.id", index=True)
+    author: str = Field(max_length=80)
+    body: str = Field(sa_type=sa.Text)
+    created_at: datetime = _created()
 
 
 class ApiKey(SQLModel, table=True):

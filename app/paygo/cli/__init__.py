@@ -22,18 +22,28 @@ if TYPE_CHECKING:
 #: Every command: name -> where it lives and its one line for `paygo --help` (a test
 #: keeps these lines equal to the commands' own).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "accounts": ("paygo.cli.accounts:accounts_group", "Open and show customer accounts."),
+    "accounts": ("paygo.cli.accounts:accounts_group", "Find, open and show accounts."),
+    "customers": ("paygo.cli.customers:customers_group", "Show and correct customers."),
     "payments": (
         "paygo.cli.payments:payments_group",
-        "Mobile-money payments: suspense queue, assignment, reversal, statements.",
+        "Payments: record cash, list, suspense queue, assign, reverse.",
     ),
     "tokens": ("paygo.cli.tokens:tokens_group", "Issue and list device tokens."),
+    "tickets": (
+        "paygo.cli.tickets:tickets_group",
+        "Customer tickets: list, show, assign, comment, close.",
+    ),
     "devices": (
         "paygo.cli.devices:devices_group",
         "Import, export and list devices; move connected boxes to another server.",
     ),
-    "plans": ("paygo.cli.plans:plans_group", "Create and list payment plans."),
+    "plans": ("paygo.cli.plans:plans_group", "Create, list, update and retire payment plans."),
     "messages": ("paygo.cli.messages:messages_group", "Inspect and operate the outbound messages."),
+    "audit": ("paygo.cli.audit:audit_group", "Read the audit log of operator actions."),
+    "lockouts": (
+        "paygo.cli.lockouts:lockouts_group",
+        "Phones locked out of account look-ups, and clearing them.",
+    ),
     "apikeys": ("paygo.cli.apikeys:apikeys_group", "Create operator API keys."),
     "flows": (
         "paygo.cli.flows:flows_group",

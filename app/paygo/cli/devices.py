@@ -10,13 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlmodel import col, select
 
 from paygo import devices
 from paygo.cli.context import current_gateway
-from paygo.cli.output import emit, fail, handles_errors, json_option
+from paygo.cli.output import (
+    emit,
+    emit_page,
+    fail,
+    handles_errors,
+    json_option,
+    page_options,
+    table,
+    utc_option,
+)
 from paygo.metrics import store as metrics
-from paygo.models import Device, DeviceStatus, utcnow
+from paygo.models import DeviceStatus, utcnow
 
 
 @click.group("devices")
@@ -75,25 +83,43 @@ def export(path: Path, as_json: bool) -> None:
 @click.option(
     "--silent", is_flag=True, help="Only connected boxes silent past METRICS_SILENT_AFTER_HOURS."
 )
+@page_options
+@utc_option
 @json_option
 @handles_errors
-def list_(status: str | None, silent: bool, as_json: bool) -> None:
+def list_(status: str | None, silent: bool, limit: int, cursor: str | None, as_json: bool) -> None:
     """List devices (never their keys), with when each connected box last reported."""
     gateway = current_gateway()
     now = utcnow()
     after = timedelta(hours=gateway.settings.metrics_silent_after_hours)
     with gateway.db.session() as session:
-        query = select(Device).order_by(col(Device.serial))
-        if status:
-            query = query.where(Device.status == status)
         found = metrics.reports(session=session, now=now, silent_after=after)
+        listed = devices.list_devices(
+            session=session,
+            status=status,
+            ids=[i for i, report in found.items() if report.silent] if silent else None,
+            limit=limit,
+            cursor=cursor,
+        )
         rows = [
             d.model_dump(exclude={"secret_key_encrypted"}) | _connection(found.get(d.id or 0))
-            for d in session.exec(query)
-            if not silent or (d.id in found and found[d.id].silent)
+            for d in listed.items
         ]
-    lines = [_listed(r, now) for r in rows]
-    emit(as_json, {"devices": rows}, *(lines or ["no devices"]))
+    lines = table(
+        ["SERIAL", "STATUS", "COUNT", "MODEL", "LAST REPORT", "MOVING TO"],
+        [
+            (
+                r["serial"],
+                r["status"],
+                r["token_count"],
+                r["hardware_model"],
+                _reported(r, now),
+                r["moving_to"],
+            )
+            for r in rows
+        ],
+    )
+    emit_page(as_json, "devices", rows, listed.next, lines, "no devices")
 
 
 def _connection(report: metrics.Report | None) -> dict[str, Any]:
@@ -106,14 +132,11 @@ def _connection(report: metrics.Report | None) -> dict[str, Any]:
     }
 
 
-def _listed(row: dict[str, Any], now: datetime) -> str:
-    line = f"{row['serial']}  {row['status']:<12} count {row['token_count']}"
-    if row["last_report_at"] is not None:
-        age = _age(now - row["last_report_at"])
-        line += f"  SILENT: no report for {age}" if row["silent"] else f"  reported {age} ago"
-    if row["moving_to"]:
-        line += f"  moving to {row['moving_to']}"
-    return line
+def _reported(row: dict[str, Any], now: datetime) -> str | None:
+    if row["last_report_at"] is None:
+        return None
+    age = _age(now - row["last_report_at"])
+    return f"SILENT: no report for {age}" if row["silent"] else f"reported {age} ago"
 
 
 def _age(delta: timedelta) -> str:

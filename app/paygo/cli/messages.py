@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import click
-from sqlmodel import col, select
 
 from paygo import audit
 from paygo.cli.context import current_gateway
-from paygo.cli.output import emit, fail, handles_errors, json_option
+from paygo.cli.output import (
+    emit,
+    emit_page,
+    fail,
+    handles_errors,
+    json_option,
+    page_options,
+    short,
+    table,
+    utc_option,
+)
 from paygo.errors import NotFound
 from paygo.messaging import jobs, outbox, reports
 from paygo.messaging.sending import send_committed
 from paygo.models import MessageStatus, OutboundMessage, row_id, utcnow
+from paygo.pages import Page
 from paygo.phones import try_normalise
 
 
@@ -19,9 +29,25 @@ def message_dict(message: OutboundMessage) -> dict[str, object]:
     return message.model_dump()
 
 
-def _line(row: dict[str, object]) -> str:
-    reason = f" ({row['status_reason']})" if row.get("status_reason") else ""
-    return f"#{row['id']} {row['recipient']} [{row['status']}]{reason} {row['body']}"
+def _emit(found: Page[OutboundMessage], as_json: bool, empty: str) -> None:
+    lines = table(
+        ["ID", "WRITTEN", "TO", "KIND", "STATUS", "TRIES", "REASON", "TEXT"],
+        [
+            (
+                m.id,
+                m.created_at,
+                m.recipient,
+                m.kind,
+                m.status,
+                m.attempts,
+                short(m.status_reason, 40),
+                short(m.body, 60),
+            )
+            for m in found.items
+        ],
+    )
+    rows = [message_dict(m) for m in found.items]
+    emit_page(as_json, "messages", rows, found.next, lines, empty)
 
 
 @click.group("messages")
@@ -32,33 +58,37 @@ def messages_group() -> None:
 @messages_group.command("list")
 @click.option("--to", "to", default=None, help="Only messages to this phone.")
 @click.option("--status", type=click.Choice([s.value for s in MessageStatus]), default=None)
-@click.option("--limit", default=50, show_default=True)
+@page_options
+@utc_option
 @json_option
-def list_(to: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """List the newest outbound messages."""
+@handles_errors
+def list_(
+    to: str | None, status: str | None, limit: int, cursor: str | None, as_json: bool
+) -> None:
+    """List the outbound messages, newest first."""
     gateway = current_gateway()
+    recipient = None
+    if to:
+        recipient = try_normalise(to, gateway.settings.default_country) or to.strip()
     with gateway.db.session() as session:
-        query = select(OutboundMessage).order_by(col(OutboundMessage.id).desc()).limit(limit)
-        if to:
-            query = query.where(
-                OutboundMessage.recipient
-                == (try_normalise(to, gateway.settings.default_country) or to)
-            )
-        if status:
-            query = query.where(OutboundMessage.status == status)
-        rows = [message_dict(m) for m in session.exec(query)]
-    emit(as_json, {"messages": rows}, *(_line(r) for r in rows))
+        found = outbox.list_messages(
+            session=session, recipient=recipient, status=status, limit=limit, cursor=cursor
+        )
+    _emit(found, as_json, "no messages")
 
 
 @messages_group.command("failed")
-@click.option("--limit", default=100, show_default=True)
+@page_options
+@utc_option
 @json_option
-def failed(limit: int, as_json: bool) -> None:
+@handles_errors
+def failed(limit: int, cursor: str | None, as_json: bool) -> None:
     """List the dead letters: messages that gave up, with the reason."""
     with current_gateway().db.session() as session:
-        rows = [message_dict(m) for m in outbox.dead_letters(session=session, limit=limit)]
-    lines = [_line(r) for r in rows] or ["no failed messages"]
-    emit(as_json, {"messages": rows}, *lines)
+        found = outbox.list_messages(
+            session=session, status=MessageStatus.FAILED, limit=limit, cursor=cursor
+        )
+    _emit(found, as_json, "no failed messages")
 
 
 @messages_group.command("retry")

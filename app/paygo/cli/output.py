@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, NoReturn, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -62,3 +64,124 @@ def _orig(exc: DBAPIError) -> str:
     # The driver's own message only: SQLAlchemy's text adds the statement and its
     # parameters, which may hold sealed device keys.
     return str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
+
+
+# --- lists and tables --------------------------------------------------------------------
+
+
+def page_options(func: Callable[P, R]) -> Callable[P, R]:
+    """--limit and --cursor, for a command that prints one page of a list."""
+    from paygo.pages import DEFAULT_LIMIT, MAX_LIMIT
+
+    func = click.option(
+        "--cursor", default=None, help="Continue a list: the `next` of the page before."
+    )(func)
+    return click.option(
+        "--limit",
+        type=click.IntRange(1, MAX_LIMIT),
+        default=DEFAULT_LIMIT,
+        show_default=True,
+        help="How many to show.",
+    )(func)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """Rows under headers in aligned columns (numbers to the right)."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    numeric = [
+        any(r[i] != "-" for r in cells) and all(_numeric(r[i]) for r in cells)
+        for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        padded = [
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(padded).rstrip()
+
+    return [line(list(headers)), *(line(r) for r in cells)]
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, datetime):
+        return moment(value)
+    return " ".join(str("" if value is None else value).split()) or "-"
+
+
+def _numeric(text: str) -> bool:
+    return text == "-" or text.replace(",", "").replace(".", "", 1).lstrip("-").isdigit()
+
+
+def emit_page(
+    as_json: bool,
+    name: str,
+    items: list[dict[str, Any]],
+    next_cursor: str | None,
+    lines: list[str],
+    empty: str,
+) -> None:
+    """Print one page: `{name: [...], "next": cursor}` as JSON, or the lines and how to go on."""
+    if as_json:
+        emit(True, {name: items, "next": next_cursor})
+        return
+    emit(False, {}, *(lines if items else [empty]))
+    if next_cursor:
+        click.echo(f"more: add --cursor {next_cursor}")
+
+
+# --- dates -------------------------------------------------------------------------------
+
+
+def _use_utc(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["paygo.utc"] = True
+
+
+utc_option = click.option(
+    "--utc",
+    is_flag=True,
+    expose_value=False,
+    callback=_use_utc,
+    help="Show times in UTC (default: DEFAULT_TIMEZONE, the distributor's).",
+)
+
+
+def display_zone() -> str:
+    """The zone operators read times in: DEFAULT_TIMEZONE, or UTC with --utc."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get("paygo.utc"):
+        return "UTC"
+    from paygo.cli.context import current_gateway
+
+    return current_gateway().settings.default_timezone
+
+
+def moment(value: datetime | None, zone: str | None = None) -> str:
+    """A time as an operator reads it, naming its zone: `2026-11-20 13:15 EAT`."""
+    if value is None:
+        return "-"
+    local = value.astimezone(ZoneInfo(zone or display_zone()))
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname() or zone}"
+
+
+since_option = click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="From this day or time (in DEFAULT_TIMEZONE, or UTC with --utc).",
+)
+
+
+def local(value: datetime | None) -> datetime | None:
+    """A day or time typed by an operator, read in the zone they see times in."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=ZoneInfo(display_zone()))
+
+
+def short(text: str | None, width: int = 50) -> str:
+    """Text on one line, cut to `width` with `...`."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."

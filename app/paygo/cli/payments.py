@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +11,25 @@ import click
 
 from paygo import accounts
 from paygo.cli.context import current_gateway
-from paygo.cli.output import emit, handles_errors, json_option
+from paygo.cli.output import (
+    emit,
+    emit_page,
+    handles_errors,
+    json_option,
+    local,
+    page_options,
+    short,
+    since_option,
+    table,
+    utc_option,
+)
 from paygo.cli.tokens import line, summary
 from paygo.errors import InvalidInput
 from paygo.ledger.crediting import CreditResult
 from paygo.messaging.sending import send_committed
 from paygo.models import Account, Device, Payment, PaymentPlan, utcnow
 from paygo.money import format_minor, to_minor
-from paygo.payments import manual, reconcile, reversals, tasks
+from paygo.payments import listing, manual, reconcile, reversals, tasks
 from paygo.texts import formats
 from paygo.tokens.codec import format_code
 
@@ -36,7 +48,7 @@ def _amount(payment: dict[str, Any]) -> str:
 
 @click.group("payments")
 def payments_group() -> None:
-    """Mobile-money payments: suspense queue, assignment, reversal, statements."""
+    """Payments: record cash, list, suspense queue, assign, reverse."""
 
 
 @payments_group.command("record")
@@ -110,24 +122,82 @@ def _outcome(result: CreditResult, data: dict[str, Any], currency: str) -> str:
     return text
 
 
-@payments_group.command("unmatched")
-@click.option("--limit", default=100, show_default=True)
+def _payment_table(found: list[Payment]) -> list[str]:
+    return table(
+        [
+            "ID",
+            "RECEIVED",
+            "PROVIDER",
+            "TRANSACTION",
+            "AMOUNT",
+            "REFERENCE",
+            "PAYER",
+            "STATUS",
+            "REASON",
+        ],
+        [
+            (
+                p.id,
+                p.received_at,
+                p.provider,
+                p.provider_txn_id,
+                _amount(payment_dict(p)),
+                p.reference,
+                p.payer,
+                p.status,
+                short(p.status_reason, 60),
+            )
+            for p in found
+        ],
+    )
+
+
+@payments_group.command("list")
+@click.option("--account", default=None, help="Only this account's payments.")
+@click.option("--status", type=click.Choice(listing.STATUSES), default=None)
+@click.option("--provider", default=None, help="mpesa, mtn_momo, airtel, africastalking, cash...")
+@since_option
+@page_options
+@utc_option
 @json_option
 @handles_errors
-def unmatched(limit: int, as_json: bool) -> None:
+def list_(
+    account: str | None,
+    status: str | None,
+    provider: str | None,
+    since: datetime | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List payments newest first, rejected and unmatched ones too, each with its reason."""
+    with current_gateway().db.session() as session:
+        account_id = accounts.get_account(session=session, number=account).id if account else None
+        found = listing.list_payments(
+            session=session,
+            account_id=account_id,
+            status=status,
+            provider=provider,
+            since=local(since),
+            limit=limit,
+            cursor=cursor,
+        )
+    rows = [payment_dict(p) for p in found.items]
+    emit_page(as_json, "payments", rows, found.next, _payment_table(found.items), "no payments")
+
+
+@payments_group.command("unmatched")
+@page_options
+@utc_option
+@json_option
+@handles_errors
+def unmatched(limit: int, cursor: str | None, as_json: bool) -> None:
     """List payments no rule could place (the suspense queue), oldest first."""
     with current_gateway().db.session() as session:
-        rows = [payment_dict(p) for p in reconcile.unmatched_payments(session=session, limit=limit)]
-    emit(
-        as_json,
-        {"payments": rows},
-        *(
-            f"#{r['id']} {r['provider']} {r['provider_txn_id']} {_amount(r)} "
-            f"ref={r['reference']!r} payer={r['payer']} - {r['status_reason']}"
-            for r in rows
-        )
-        or ["no unmatched payments"],
-    )
+        found = listing.suspense_queue(session=session, limit=limit, cursor=cursor)
+    rows = [payment_dict(p) for p in found.items]
+    lines = _payment_table(found.items)
+    emit_page(as_json, "payments", rows, found.next, lines, "no unmatched payments")
 
 
 @payments_group.command("assign")

@@ -8,14 +8,23 @@ import click
 
 from paygo import accounts
 from paygo.cli.context import current_gateway
-from paygo.cli.output import emit, handles_errors, json_option
+from paygo.cli.output import (
+    emit,
+    emit_page,
+    handles_errors,
+    json_option,
+    page_options,
+    short,
+    table,
+    utc_option,
+)
 from paygo.ledger import operator
 from paygo.ledger.locks import hold_account
 from paygo.messaging.sending import send_committed
 from paygo.models import Device, Token, row_id, utcnow
 from paygo.texts import formats
 from paygo.tokens.codec import TokenKind, format_code
-from paygo.tokens.issue import recent_tokens
+from paygo.tokens.issue import list_tokens
 
 KINDS = {
     "add": TokenKind.ADD_TIME,
@@ -57,12 +66,18 @@ def summary(tokens: list[Token], divider: int) -> dict[str, Any]:
     }
 
 
+def _gives(token: dict[str, Any]) -> str:
+    """What a code does to the box, in words: `1 day`, `2.5 days`, `unlocks the box for good`."""
+    if token["type"] == TokenKind.DISABLE_PAYG:
+        return "unlocks the box for good"
+    if token["type"] == TokenKind.COUNTER_SYNC:
+        return "resynchronises the count"
+    shown = formats.days(token["days"])
+    return f"{shown} day" if shown == "1" else f"{shown} days"
+
+
 def line(token: dict[str, Any]) -> str:
-    what = {
-        TokenKind.DISABLE_PAYG: "unlocks the box for good",
-        TokenKind.COUNTER_SYNC: "resynchronises the count",
-    }.get(token["type"], f"{formats.days(token['days'])} days")
-    return f"{token['formatted']}  ({token['type']}, {what}, count {token['count']})"
+    return f"{token['formatted']}  ({token['type']}, {_gives(token)}, count {token['count']})"
 
 
 @click.group("tokens")
@@ -106,27 +121,43 @@ def issue(number: str, kind: str, days: int | None, reason: str, actor: str, as_
 
 @tokens_group.command("list")
 @click.argument("number")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@page_options
+@utc_option
 @json_option
 @handles_errors
-def list_(number: str, limit: int, as_json: bool) -> None:
+def list_(number: str, limit: int, cursor: str | None, as_json: bool) -> None:
     """Show an account's token history, newest first."""
     with current_gateway().db.session() as session:
         account = accounts.get_account(session=session, number=number)
         device = session.get(Device, account.device_id)
         divider = device.time_divider if device else 1
-        rows = [
-            token_dict(t, divider)
-            for t in recent_tokens(
-                session=session, device_id=account.device_id, account_id=account.id, limit=limit
+        found = list_tokens(
+            session=session,
+            device_id=account.device_id,
+            account_id=account.id,
+            limit=limit,
+            cursor=cursor,
+        )
+    rows = [token_dict(t, divider) for t in found.items]
+    lines = table(
+        ["COUNT", "ISSUED", "CODE", "TYPE", "GIVES", "BY", "REASON"],
+        [
+            (
+                r["count"],
+                r["created_at"],
+                r["formatted"],
+                r["type"],
+                _gives(r),
+                r["created_by"],
+                short(r["reason"], 40),
             )
-        ]
-    lines = [
-        f"{r['created_at']:%Y-%m-%d %H:%M}  {r['formatted']:<26} {r['type']:<13} "
-        f"{formats.days(r['days']):>6} days  count {r['count']}  {r['reason']}"
-        for r in rows
-    ]
-    emit(as_json, {"account_number": number, "tokens": rows}, *lines or ["no tokens yet"])
+            for r in rows
+        ],
+    )
+    if as_json:
+        emit(True, {"account_number": account.number, "tokens": rows, "next": found.next})
+    else:
+        emit_page(False, "tokens", rows, found.next, lines, "no tokens yet")
 
 
 @tokens_group.command("entered")

@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from paygo.cli.output import moment
 from paygo.credit import days_left_shown, next_payment_due
-from paygo.models import Account, AccountStatus, Device, PaymentPlan, Token
+from paygo.models import Account, AccountStatus, Customer, Device, PaymentPlan, Token
 from paygo.money import format_minor
+from paygo.texts import formats
 from paygo.tokens.codec import MAX_COUNT_JUMP, MAX_COUNT_JUMP_SYNC
 
 #: The most counts the server may run ahead of the box and still reach it with a SET_TIME
@@ -55,7 +57,8 @@ def account_view(
     """The credit state an operator or a customer sees, as plain data."""
     plan = session.get(PaymentPlan, account.plan_id)
     device = session.get(Device, account.device_id)
-    assert plan is not None and device is not None
+    customer = session.get(Customer, account.customer_id)
+    assert plan is not None and device is not None and customer is not None
     left_to_pay = (
         None if plan.total_price is None else max(0, plan.total_price - account.total_paid)
     )
@@ -65,6 +68,13 @@ def account_view(
     view: dict[str, Any] = {
         "account_number": account.number,
         "status": account.status,
+        "customer": {
+            "id": customer.id,
+            "name": customer.name,
+            "phone": customer.phone,
+            "language": customer.language,
+            "timezone": customer.timezone,
+        },
         "device": device.serial,
         "device_status": device.status,
         "plan": plan.name,
@@ -92,14 +102,16 @@ def account_view(
 
 def describe(view: dict[str, Any]) -> list[str]:
     """Human lines for an account view."""
-    cur = view["currency"]
+    cur, who = view["currency"], view["customer"]
     if view["status"] == AccountStatus.PAID_OFF:
-        credit = f"paid off {view['paid_off_at'] or ''}: the box stays on for good".strip()
+        credit = f"paid off {moment(view['paid_off_at'])}: the box stays on for good"
     else:
-        credit = f"credit until: {view['credit_until'] or '-'} ({view['days_left']} days left)"
+        left = formats.days(view["days_left"])
+        credit = f"credit until: {moment(view['credit_until'])} ({left} {_days(left)} left)"
     lines = [
         f"account {view['account_number']} ({view['status']}), device {view['device']}, "
         f"plan {view['plan']}",
+        f"customer: {who['name']}, {who['phone']}, language {who['language']}",
         credit,
         f"paid: {format_minor(view['total_paid'], cur)}; left to pay: "
         + ("pay-per-use" if view["left_to_pay"] is None else format_minor(view["left_to_pay"], cur))
@@ -113,3 +125,7 @@ def describe(view: dict[str, Any]) -> list[str]:
         f"device count {view['token_count']} (last known on the box: {view['entered_count']})",
     ]
     return lines + [f"warning: {w}" for w in view["warnings"]]
+
+
+def _days(shown: str) -> str:
+    return "day" if shown == "1" else "days"

@@ -92,6 +92,7 @@ def _insert_ticket(session: Session, effect: OpenTicket) -> int:
         channel=effect.channel,
         body=effect.body,
         created_at=effect.at,
+        updated_at=effect.at,
     )
     session.add(ticket)
     session.flush()

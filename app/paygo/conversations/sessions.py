@@ -213,6 +213,32 @@ class Lockout:
         ).one()
         return int(count), _aware(last_at, now)
 
+    def phones(self, *, session: Session, now: datetime) -> list[str]:
+        """Every phone with a wrong number within the window (an operator's list)."""
+        if self.redis is not None:
+            prefix = _FAILURES_KEY.format("")
+            keys = self.redis.scan_iter(match=prefix + "*", count=500)
+            return sorted(key.decode().removeprefix(prefix) for key in keys)
+        query = (
+            select(LookupFailure.phone)
+            .where(col(LookupFailure.created_at) > now - self.window)
+            .distinct()
+        )
+        return sorted(session.exec(query))
+
+    def clear(self, *, session: Session, phone: str) -> int:
+        """Forget a phone's wrong numbers, which unlocks it; return how many were forgotten."""
+        if self.redis is not None:
+            key = _FAILURES_KEY.format(phone)
+            forgotten = int(self.redis.zcard(key))
+            self.redis.delete(key)
+            return forgotten
+        rows = list(session.exec(select(LookupFailure).where(LookupFailure.phone == phone)))
+        for row in rows:
+            session.delete(row)
+        session.flush()
+        return len(rows)
+
 
 def _aware(value: Any, now: datetime) -> datetime | None:
     # func.max bypasses the column type, so SQLite hands back a naive (UTC) datetime or text.

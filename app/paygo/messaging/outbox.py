@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, or_, select
 
 from paygo.models import MessageStatus, OutboundMessage
+from paygo.pages import Page, page
 
 #: States an operator may send again by hand.
 RETRYABLE = (MessageStatus.FAILED, MessageStatus.UNDELIVERABLE)
@@ -147,6 +148,31 @@ def dead_letters(*, session: Session, limit: int = 100) -> list[OutboundMessage]
             .order_by(col(OutboundMessage.id).desc())
             .limit(limit)
         )
+    )
+
+
+def list_messages(
+    *,
+    session: Session,
+    recipient: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[OutboundMessage]:
+    """Messages newest first, to one recipient (E.164) or in one status."""
+    query = select(OutboundMessage)
+    if recipient is not None:
+        query = query.where(col(OutboundMessage.recipient) == recipient)
+    if status is not None:
+        query = query.where(col(OutboundMessage.status) == status)
+    return page(
+        session=session,
+        query=query,
+        listing=f"messages-{status or 'all'}",
+        order=[col(OutboundMessage.id)],
+        key=lambda message: (message.id or 0,),
+        limit=limit,
+        cursor=cursor,
     )
 
 

@@ -17,6 +17,7 @@ from paygo.crypto import KeyBox
 from paygo.db import lock_row
 from paygo.errors import TokenError
 from paygo.models import Account, Device, Payment, Token, row_id, utcnow
+from paygo.pages import Page, page
 from paygo.tokens import codec
 from paygo.tokens.codec import TokenKind
 
@@ -145,3 +146,26 @@ def recent_tokens(
     if account_id is not None:
         query = query.where(Token.account_id == account_id)
     return session.exec(query.order_by(col(Token.count).desc()).limit(limit)).all()
+
+
+def list_tokens(
+    *,
+    session: Session,
+    device_id: int,
+    account_id: int | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[Token]:
+    """A device's stored tokens, newest count first (only an account's, with `account_id`)."""
+    query = select(Token).where(Token.device_id == device_id)
+    if account_id is not None:
+        query = query.where(Token.account_id == account_id)
+    return page(
+        session=session,
+        query=query,
+        listing=f"tokens-{device_id}",
+        order=[col(Token.count)],
+        key=lambda token: (token.count,),
+        limit=limit,
+        cursor=cursor,
+    )
