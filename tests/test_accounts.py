@@ -146,8 +146,7 @@ def test_a_wrong_check_digit_says_so_and_names_the_nearest_real_account(
         with pytest.raises(NotFound) as caught:
             accounts.get_account(session=session, number=mistyped)
         assert caught.value.message == (
-            f"no account {mistyped}: its check digit is wrong; "
-            f"did you mean {number}?"
+            f"no account {mistyped}: its check digit is wrong; did you mean {number}?"
         )
     nowhere = "12345678" if not accountnumbers.is_valid("12345678") else "12345679"
     with pytest.raises(NotFound, match="check digit is wrong$"):

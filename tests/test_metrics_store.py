@@ -65,9 +65,7 @@ def test_devices_list_shows_when_each_box_reported_and_flags_the_silent_one(
     assert listed.exit_code == 0, listed.output
     lines = {line.split()[0]: line for line in listed.output.splitlines()}
     assert "SILENT: no report for 3 d 0 h" in lines["QUIET"]
-    assert (
-        "reported 1 h ago" in lines["LIVE"] and "https://next.example/m/" in lines["LIVE"]
-    )
+    assert "reported 1 h ago" in lines["LIVE"] and "https://next.example/m/" in lines["LIVE"]
     assert "report" not in lines["KEYPAD"]
     silent = json.loads(runner.invoke(args=["devices", "list", "--silent", "--json"]).output)
     assert [(d["serial"], d["silent"], d["reported_token_count"]) for d in silent["devices"]] == [

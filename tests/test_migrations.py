@@ -169,3 +169,31 @@ def test_upgrading_a_database_with_customers_stores_each_number_s_digest(fresh_u
         database.dispose()
     # As Daraja hashes the payer: SHA-256 of the digits, no plus.
     assert stored == hashlib.sha256(b"254711000001").hexdigest()
+
+
+def test_upgrading_makes_open_tickets_new_and_dates_their_last_change(fresh_url: str) -> None:
+    config = alembic_config(fresh_url)
+    command.upgrade(config, "7e04a2eeba37")  # tickets were open or closed
+    database = Database(fresh_url)
+    try:
+        with database.engine.begin() as conn:
+            for status in ("open", "closed"):
+                conn.execute(
+                    text(
+                        "INSERT INTO tickets (phone, channel, body, status, created_at) "
+                        f"VALUES ('+254711000001', 'ussd', 'no light', '{status}', "
+                        "'2026-11-20 10:00:00')"
+                    )
+                )
+        command.upgrade(config, "head")
+        with database.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT status, updated_at = created_at FROM tickets ORDER BY id")
+            ).all()
+        command.downgrade(config, "7e04a2eeba37")
+        with database.engine.connect() as conn:
+            back = conn.execute(text("SELECT status FROM tickets ORDER BY id")).scalars().all()
+    finally:
+        database.dispose()
+    assert [tuple(r) for r in rows] == [("new", True), ("closed", True)]
+    assert back == ["open", "closed"]

@@ -28,13 +28,12 @@ class Found:
 
 def find_customer(*, session: Session, who: str, default_country: str) -> Found:
     """The customer with this phone (any local form), or holding this account number."""
-    number = normalise_number(who)
     phone = try_normalise(who, default_country)
-    customer = None
     if phone is not None:
         customer = session.exec(select(Customer).where(Customer.phone == phone)).first()
-    if customer is None and number.isascii() and number.isdigit():
-        customer = session.get(Customer, get_account(session=session, number=number).customer_id)
+    else:  # an account number: a mistyped one is named as such
+        account = get_account(session=session, number=normalise_number(who))
+        customer = session.get(Customer, account.customer_id)
     if customer is None:
         raise NotFound(f"no customer with the phone or account {who.strip()!r}", customer=who)
     owned = session.exec(

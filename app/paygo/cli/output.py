@@ -86,22 +86,19 @@ def page_options(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    """Rows under headers in aligned columns (numbers to the right)."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    """Rows under headers in aligned columns; columns of numbers to the right."""
+    values = [list(row) for row in rows]
+    cells = [[_cell(v) for v in row] for row in values]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    numeric = [
-        any(r[i] != "-" for r in cells) and all(_numeric(r[i]) for r in cells)
-        for i in range(len(headers))
-    ]
+    numeric = [_numbers([row[i] for row in values]) for i in range(len(headers))]
 
-    def line(values: Sequence[str]) -> str:
+    def line(texts: Sequence[str], right: Sequence[bool]) -> str:
         padded = [
-            v.rjust(w) if right else v.ljust(w)
-            for v, w, right in zip(values, widths, numeric, strict=True)
+            t.rjust(w) if r else t.ljust(w) for t, w, r in zip(texts, widths, right, strict=True)
         ]
         return "  ".join(padded).rstrip()
 
-    return [line(list(headers)), *(line(r) for r in cells)]
+    return [line(list(headers), numeric), *(line(r, numeric) for r in cells)]
 
 
 def _cell(value: object) -> str:
@@ -110,8 +107,12 @@ def _cell(value: object) -> str:
     return " ".join(str("" if value is None else value).split()) or "-"
 
 
-def _numeric(text: str) -> bool:
-    return text == "-" or text.replace(",", "").replace(".", "", 1).lstrip("-").isdigit()
+def _numbers(column: list[object]) -> bool:
+    """A column of counts and amounts (ints, floats), not of digit strings such as accounts."""
+    given = [v for v in column if v is not None]
+    return bool(given) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in given
+    )
 
 
 def emit_page(
