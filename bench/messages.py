@@ -27,8 +27,8 @@ from alembic import command  # noqa: E402
 from paygo import create_app  # noqa: E402
 from paygo.cli.db import alembic_config  # noqa: E402
 from paygo.cli.worker import make_worker  # noqa: E402
-from paygo.extensions import Gateway  # noqa: E402
-from paygo.messaging import jobs  # noqa: E402
+from paygo.gateway import Gateway  # noqa: E402
+from paygo.messaging.sending import sweep  # noqa: E402
 from paygo.models import MessageStatus, OutboundMessage  # noqa: E402
 from tests.fakes.at_api import FakeAfricasTalking  # noqa: E402
 from tests.fakes.infobip_api import FakeInfobip  # noqa: E402
@@ -67,13 +67,13 @@ def sent_count(gateway: Gateway) -> int:
 
 def time_inline(gateway: Gateway, count: int) -> float:
     start = time.perf_counter()
-    jobs.sweep(gateway, limit=count)
+    sweep(gateway, limit=count)
     return time.perf_counter() - start
 
 
 def time_rq(app: Any, gateway: Gateway, count: int) -> float:
     start = time.perf_counter()
-    jobs.sweep(gateway, limit=count)
+    sweep(gateway, limit=count)
     make_worker(app, periodic=False).work(burst=True, logging_level="WARNING")
     return time.perf_counter() - start
 

@@ -25,7 +25,7 @@ from paygo import create_app
 from paygo.cli import State
 from paygo.cli import cli as paygo_cli
 from paygo.cli.db import alembic_config
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.infobip_api import FakeInfobip
 from tests.fakes.twilio_api import FakeTwilio
@@ -146,7 +146,7 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
 
     yield factory
     for app in apps:
-        app.extensions["paygo"].db.dispose()
+        app.extensions["paygo"].close()
     _empty_tables(database_url)
 
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from paygo.extensions import Gateway
-from paygo.models import Account, AccountStatus, Device, PaymentPlan, Token
+from paygo.gateway import Gateway
+from paygo.models import Account, AccountStatus, BackplaneEntry, Device, PaymentPlan, Token
 from tests.factories import make_account, make_plan
 
 NOW = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)  # 10:00 in Nairobi
@@ -24,7 +24,17 @@ def ussd_app(make_app: Callable[..., Flask], lang: str = "en", **overrides: Any)
 
 
 def set_clock(app: Flask, moment: datetime) -> None:
-    app.extensions["paygo"].services["conversations"].clock = lambda: moment
+    app.extensions["paygo"].conversations.clock = lambda: moment
+
+
+def wrong_numbers_stored(session: Session, phone: str) -> list[datetime]:
+    """When each wrong account number from `phone` was typed, as the database backplane
+    stores them (no Redis)."""
+    session.expire_all()
+    scores = session.exec(
+        select(BackplaneEntry.score).where(BackplaneEntry.key == f"lookup-fail:{phone}")
+    )
+    return sorted(datetime.fromtimestamp(score or 0, UTC) for score in scores)
 
 
 def gw(app: Flask) -> Gateway:

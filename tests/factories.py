@@ -9,7 +9,7 @@ from typing import Any
 from sqlmodel import Session
 
 from paygo import accounts, devices, plans
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Account, Device, PaymentPlan
 
 _seq = itertools.count(1)

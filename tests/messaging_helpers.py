@@ -5,15 +5,17 @@ The provider stand-ins themselves are fixtures in tests/conftest.py (`at`, `tw`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
 from sqlmodel import Session, col, select
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.messaging.outbox import queue_message
-from paygo.messaging.sending import send_committed
-from paygo.models import OutboundMessage
+from paygo.messaging.sending import send_committed, sweep
+from paygo.models import OutboundMessage, utcnow
 
 #: A Kenyan and a Tanzanian customer (routes can send each through its own provider).
 KE = "+254711000001"
@@ -54,6 +56,19 @@ def row(gateway: Gateway, message_id: int) -> OutboundMessage:
         found = session.get(OutboundMessage, message_id)
     assert found is not None
     return found
+
+
+def sweep_until(check: Callable[[], bool], gateway: Gateway, *, sweeps: int = 20) -> None:
+    """Sweep as the schedule would, each sweep a minute after the last, until `check`
+    holds: past every backoff and lease the tests' settings give, whatever the speed of
+    the machine."""
+    moment = utcnow()
+    for _ in range(sweeps):
+        if check():
+            return
+        moment += timedelta(minutes=1)
+        sweep(gateway, now=moment)
+    assert check(), f"not done after {sweeps} sweeps"
 
 
 def send(app: Flask, body: str = "token", to: str = KE) -> OutboundMessage:

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, col, func, select
 from werkzeug.test import TestResponse
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Account, AuditLog, OutboundMessage, Payment, Token
 from tests.factories import make_account
 

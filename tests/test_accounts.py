@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from paygo import accountnumbers, accounts
 from paygo.errors import Conflict, InvalidInput, NotFound
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Account, AccountStatus, Customer, Device, DeviceStatus
 from tests.factories import make_account, make_device, make_plan
 

@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from paygo import create_app
+from paygo.backplane import DatabaseBackplane
 from paygo.errors import ConfigurationError
 from paygo.settings import DEFAULT_MASTER_KEY, DEFAULT_SECRET_KEY, VARIABLES
 
@@ -72,7 +73,7 @@ def test_development_starts_on_sqlite_in_the_instance_folder(
     app = create_app()
     gateway = app.extensions["paygo"]
     assert gateway.settings.database_url == f"sqlite:///{tmp_path.resolve()}/paygo.sqlite3"
-    assert gateway.jobs.inline and gateway.redis is None
+    assert isinstance(gateway.backplane, DatabaseBackplane)  # no Redis: jobs run inline
     gateway.db.dispose()
 
 

@@ -18,7 +18,7 @@ from sqlmodel import Session, SQLModel, select
 from paygo import accountnumbers, create_app
 from paygo.crypto import hash_api_key
 from paygo.demo import DEMO_PLAN
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import (
     Account,
     ApiKey,

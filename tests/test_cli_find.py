@@ -19,8 +19,8 @@ from sqlmodel import Session, col, select
 
 from paygo import accountnumbers
 from paygo.cli import COMMANDS, load_command
-from paygo.extensions import Gateway
-from paygo.models import Account, AuditLog, Customer, LookupFailure, Ticket, utcnow
+from paygo.gateway import Gateway
+from paygo.models import Account, AuditLog, Customer, Ticket, utcnow
 from tests.conftest import PaygoRunner
 from tests.payment_helpers import MpesaPaybill
 from tests.ussd_dialer import UssdDialer
@@ -410,8 +410,9 @@ def test_lockouts_list_and_clear(
     assert data(runner, "lockouts", "list")["lockouts"] == []
     again = refused(runner, "lockouts", "clear", stranger, "--reason", "again")
     assert "has typed no wrong account number lately" in again.stderr
-    with app.extensions["paygo"].db.session() as session:
-        assert session.exec(select(LookupFailure)).first() is None
+    gateway: Gateway = app.extensions["paygo"]
+    assert gateway.backplane.scored(f"lookup-fail:{stranger}", above=0, now=utcnow()) == []
+    with gateway.db.session() as session:
         entry = session.exec(select(AuditLog).where(AuditLog.action == "lockout.clear")).one()
     assert entry.target_id == stranger
 

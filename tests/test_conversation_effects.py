@@ -10,14 +10,21 @@ from sqlmodel import Session, select
 from paygo.conversations.effects import CountWrongNumber, OpenTicket, SetLanguage
 from paygo.conversations.engine import Turn
 from paygo.conversations.service import Conversations
-from paygo.extensions import Gateway
-from paygo.models import Customer, LookupFailure, Ticket
-from tests.conversation_data import KNOWN, NOW, OTHER, STRANGER, account, set_clock
+from paygo.gateway import Gateway
+from paygo.models import Customer, Ticket
+from tests.conversation_data import (
+    KNOWN,
+    NOW,
+    OTHER,
+    STRANGER,
+    account,
+    set_clock,
+    wrong_numbers_stored,
+)
 
 
 def _conv(gateway: Gateway) -> Conversations:
-    conv: Conversations = gateway.services["conversations"]
-    return conv
+    return gateway.conversations
 
 
 def _run(conv: Conversations, phone: str, inputs: list[str], *, apply: bool) -> Turn:
@@ -81,11 +88,11 @@ def test_a_wrong_account_number_is_counted_only_when_applied(
     account(session, gateway, phone=OTHER)
     turn = _run(_conv(gateway), STRANGER, ["10000012"], apply=False)
     assert turn.effects == (CountWrongNumber(phone=STRANGER, at=NOW),)
-    assert session.exec(select(LookupFailure)).first() is None
+    assert wrong_numbers_stored(session, STRANGER) == []
     for _ in range(2):
         session.rollback()
         turn = _run(_conv(gateway), STRANGER, ["10000012"], apply=True)
-    assert len(session.exec(select(LookupFailure)).all()) == 2
+    assert len(wrong_numbers_stored(session, STRANGER)) == 2
     session.rollback()
     # The third wrong number locks the phone: the action reads the two counted so far.
     third = _run(_conv(gateway), STRANGER, ["10000012"], apply=False)

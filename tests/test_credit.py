@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from paygo.cli.views import account_view
 from paygo.credit import Quote, days_left_shown, quote
 from paygo.errors import PaymentError
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import (
     Account,
     AccountStatus,
@@ -31,6 +31,7 @@ from paygo.models import (
 from paygo.payments.manual import record_manual_payment
 from paygo.payments.tasks import reconcile
 from paygo.texts import sms
+from paygo.texts.catalogue import shipped
 from paygo.texts.receipts import render_receipt
 from paygo.tokens.codec import TokenKind, format_code
 from tests.factories import make_account, make_device, make_plan
@@ -57,6 +58,7 @@ def pay(
     result = record_manual_payment(
         session=session,
         keys=gateway.keys,
+        texts=gateway.texts,
         account=account,
         amount=amount,
         actor="test",
@@ -379,6 +381,7 @@ def test_quote_is_exactly_what_the_payment_then_does(
         result = record_manual_payment(
             session=session,
             keys=gateway.keys,
+            texts=gateway.texts,
             account=account,
             amount=amount,
             actor="test",
@@ -409,6 +412,7 @@ def test_recording_the_same_receipt_twice_credits_once(
     again = record_manual_payment(
         session=session,
         keys=gateway.keys,
+        texts=gateway.texts,
         account=account,
         amount=10000,
         actor="test",
@@ -465,6 +469,7 @@ def test_receipts_with_long_codes_or_amounts_fit_one_sms_and_never_cut_a_code(
     for what, tokens, fields in _receipt_cases():
         q = quote_with(**fields)
         body = render_receipt(
+            texts=shipped(),
             language=language,
             account_number="10000004",
             quote=q,
@@ -478,6 +483,7 @@ def test_receipts_with_long_codes_or_amounts_fit_one_sms_and_never_cut_a_code(
         for i in range(1, 12)
     ]
     body = render_receipt(
+        texts=shipped(),
         language=language,
         account_number="10000004",
         tokens=many,
@@ -537,6 +543,7 @@ def test_a_payment_to_a_repossessed_or_closed_account_issues_no_code(
         record_manual_payment(
             session=session,
             keys=gateway.keys,
+            texts=gateway.texts,
             account=account,
             amount=10000,
             actor="cashier",
@@ -580,7 +587,13 @@ def test_mobile_money_credits_record_what_was_done_for_a_reversal(
     account = plan_and_account(session, gateway, price_per_day=5000)
     payment = mobile_payment(session, gateway, account, 12000)
     manual = record_manual_payment(
-        session=session, keys=gateway.keys, account=account, amount=12000, actor="cashier", now=NOW
+        session=session,
+        keys=gateway.keys,
+        texts=gateway.texts,
+        account=account,
+        amount=12000,
+        actor="cashier",
+        now=NOW,
     )
     session.commit()
     boxes.type([*session.exec(select(Token).where(Token.payment_id == payment.id)), *manual.tokens])

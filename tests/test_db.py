@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from paygo import db as db_module
 from paygo.db import Database, lock_row
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Account, Payment, PaymentStatus, row_id
 from paygo.payments import tasks
 from tests import factories

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from paygo import devices
 from paygo.errors import Conflict, ImportFailed, InvalidInput, NotFound
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Device, DeviceStatus
 from tests.conftest import TEST_SETTINGS
 from tests.factories import make_device

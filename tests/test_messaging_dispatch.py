@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -11,15 +10,15 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from paygo.extensions import Gateway
-from paygo.messaging import dispatcher, jobs, quiet, setup
+from paygo import schedule
+from paygo.messaging import dispatcher, quiet
 from paygo.messaging.outbox import Claim, queue_message
-from paygo.messaging.sending import send_committed
+from paygo.messaging.sending import send_committed, sweep
 from paygo.models import MessageStatus, OutboundMessage, utcnow
 from paygo.settings import Settings
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
-from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue, row, write
+from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue, row, sweep_until, write
 
 #: Small timeouts and backoff so faults play out in a fraction of a second.
 FAST: dict[str, Any] = {
@@ -28,15 +27,6 @@ FAST: dict[str, Any] = {
     "sms_retry_max_seconds": 0.05,
     "sms_reconcile_after_seconds": 0.3,
 }
-
-
-def _until(check: Callable[[], bool], gateway: Gateway, *, seconds: float = 10) -> None:
-    """Sweep (as the background thread would) until `check` holds."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(0.02)
-        jobs.sweep(gateway)
 
 
 def test_a_message_is_sent_once_its_transaction_commits(
@@ -91,7 +81,7 @@ def test_provider_down_for_a_while_then_back_delivers_every_message_once(
     ids = queue(gateway, *bodies)
     assert at.accepted == [] and {m.status for m in outbox(gateway)} == {"queued"}
     at.default = "ok"
-    _until(lambda: all(m.status == MessageStatus.SENT for m in outbox(gateway)), gateway)
+    sweep_until(lambda: all(m.status == MessageStatus.SENT for m in outbox(gateway)), gateway)
     assert sorted(at.bodies_to(KE)) == sorted(bodies)  # each exactly once
     assert max(row(gateway, i).attempts for i in ids) > 1
 
@@ -102,9 +92,8 @@ def test_a_permanent_error_goes_to_the_dead_letter_without_retries(
     gateway = gateway_of(make_app(**at.settings(), **FAST))
     at.recipient_codes[KE] = 406
     (message_id,) = queue(gateway, "you are blacklisted")
-    for _ in range(3):
-        time.sleep(0.06)
-        jobs.sweep(gateway)
+    for minutes in (1, 10, 60):  # past any backoff: nothing is tried again
+        sweep(gateway, now=utcnow() + timedelta(minutes=minutes))
     failed = row(gateway, message_id)
     assert failed.status == MessageStatus.FAILED and failed.attempts == 1
     assert "406" in (failed.status_reason or "") and at.requests == 1
@@ -116,7 +105,7 @@ def test_retries_stop_after_the_last_attempt_into_the_dead_letter(
     gateway = gateway_of(make_app(**at.settings(), **{**FAST, "sms_max_attempts": 3}))
     at.default = "down"
     (message_id,) = queue(gateway, "never arrives")
-    _until(lambda: row(gateway, message_id).status == MessageStatus.FAILED, gateway)
+    sweep_until(lambda: row(gateway, message_id).status == MessageStatus.FAILED, gateway)
     failed = row(gateway, message_id)
     assert failed.attempts == 3 and at.requests == 3
     assert (failed.status_reason or "").startswith("gave up after 3 attempts")
@@ -148,8 +137,7 @@ def test_an_africastalking_timeout_after_acceptance_is_settled_by_its_delivery_r
         "message_id": message_id,
         "state": "delivered",
     }
-    time.sleep(0.4)  # past the reconciliation window
-    jobs.sweep(gateway)
+    sweep(gateway, now=utcnow() + timedelta(minutes=1))  # past the reconciliation window
     settled = row(gateway, message_id)
     assert settled.status == MessageStatus.DELIVERED
     assert settled.provider_message_id == at.accepted[0]["id"]
@@ -162,9 +150,9 @@ def test_an_africastalking_timeout_with_no_report_is_sent_again_after_the_window
     gateway = gateway_of(make_app(**at.settings(), **FAST))
     at.script(["hang"])  # never took it, never answered in time
     (message_id,) = queue(gateway, "token 222")
-    jobs.sweep(gateway)
+    sweep(gateway)
     assert row(gateway, message_id).status == MessageStatus.SENDING  # still waiting
-    _until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
+    sweep_until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
     assert at.bodies_to(KE) == ["token 222"] and row(gateway, message_id).attempts == 2
 
 
@@ -175,7 +163,7 @@ def test_a_twilio_timeout_is_looked_up_instead_of_resent(
     tw.script(["slow"])
     (message_id,) = queue(gateway, "token 333", to=TZ)
     assert row(gateway, message_id).status == MessageStatus.SENDING
-    _until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
+    sweep_until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
     settled = row(gateway, message_id)
     assert settled.provider_message_id == tw.messages[0]["sid"]
     assert (settled.status_reason or "").startswith("reconciled")
@@ -188,7 +176,7 @@ def test_a_twilio_server_error_that_created_nothing_is_sent_again(
     gateway = gateway_of(make_app(**tw.settings(), **FAST))
     tw.script(["down"])
     (message_id,) = queue(gateway, "token 444", to=TZ)
-    _until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
+    sweep_until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
     assert tw.bodies_to(TZ) == ["token 444"]
 
 
@@ -202,12 +190,10 @@ def test_a_send_interrupted_after_acceptance_is_reconciled_not_resent(
         session.add(message)
     claim = dispatcher._claim(gateway, message.id or 0, utcnow())
     assert isinstance(claim, Claim)
-    dispatcher.providers(gateway).get("twilio").send(
-        message_id=claim.message_id, recipient=TZ, body=claim.body
-    )
-    jobs.sweep(gateway)  # within the lease: the worker might still be at it
+    gateway.sms.get("twilio").send(message_id=claim.message_id, recipient=TZ, body=claim.body)
+    sweep(gateway)  # within the lease: the worker might still be at it
     assert row(gateway, claim.message_id).status == MessageStatus.SENDING
-    _until(lambda: row(gateway, claim.message_id).status == MessageStatus.SENT, gateway)
+    sweep_until(lambda: row(gateway, claim.message_id).status == MessageStatus.SENT, gateway)
     assert tw.bodies_to(TZ) == ["token 555"]
 
 
@@ -257,24 +243,25 @@ def test_the_console_provider_logs_and_marks_sent(
 def test_without_redis_a_background_thread_retries_later(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    app = make_app(
-        **at.settings(),
-        **{**FAST, "sms_retry_base_seconds": 0.5, "sms_sweep_interval_seconds": 0.1},
-    )
+    app = make_app(**at.settings(), **{**FAST, "sms_retry_base_seconds": 0.5})
     gateway = gateway_of(app)
     at.script(["down"])
     (message_id,) = queue(gateway, "retried by the thread")
-    assert row(gateway, message_id).status == MessageStatus.QUEUED
-    sweeper = setup.start_sweeper(app, interval=0.05)
-    try:
-        deadline = time.monotonic() + 10
-        while row(gateway, message_id).status != MessageStatus.SENT:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    finally:
-        sweeper.stop()
+    waiting = row(gateway, message_id)
+    assert waiting.status == MessageStatus.QUEUED and waiting.next_attempt_at is not None
+    due = waiting.next_attempt_at
+    early = schedule.Ticker(app, interval=3600, clock=lambda: due - timedelta(milliseconds=1))
+    assert "messages-sweep" in early.tick()
+    assert row(gateway, message_id).status == MessageStatus.QUEUED  # its backoff runs
+    # The thread ticks once as it starts; a day later, every periodic job is due.
+    ticker = schedule.Ticker(app, interval=3600, clock=lambda: due + timedelta(days=1))
+    ticker.start()
+    ticker.stop(timeout=120)
+    assert row(gateway, message_id).status == MessageStatus.SENT
     assert at.bodies_to(KE) == ["retried by the thread"]
-    assert {"messages-sweep", "messages-reminders", "messages-reconcile"} <= set(sweeper.last_run)
+    ran = gateway.schedule.last_run
+    assert {"messages-sweep", "messages-reminders", "messages-reconcile"} <= set(ran)
+    assert ran["messages-reconcile"] == due + timedelta(days=1)
 
 
 def test_the_web_process_starts_its_sweeper_on_the_first_request_outside_tests(
@@ -283,12 +270,13 @@ def test_the_web_process_starts_its_sweeper_on_the_first_request_outside_tests(
     app = make_app(sms_sweep_interval_seconds=60)
     app.testing = False
     app.test_client().get("/healthz")
-    sweeper = app.extensions["paygo.sweeper"]
+    ticker = gateway_of(app).schedule.ticker
+    assert ticker is not None
     try:
-        assert sweeper.is_alive()
+        assert ticker.is_alive()
     finally:
-        sweeper.stop()
-    assert not sweeper.is_alive()
+        ticker.stop(timeout=120)
+    assert not ticker.is_alive()
 
 
 def test_a_reminder_during_quiet_hours_waits_for_the_morning(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -15,7 +14,7 @@ from flask import Flask
 from sqlmodel import select
 
 from paygo.errors import ConfigurationError
-from paygo.messaging import jobs, reports
+from paygo.messaging import reports
 from paygo.messaging.providers import OutcomeUnknown, SendRefused
 from paygo.messaging.providers.infobip import (
     Infobip,
@@ -28,7 +27,7 @@ from paygo.models import MessageStatus, OutboundMessage, utcnow
 from paygo.settings import Settings, load_settings
 from tests.conversation_data import KNOWN, gw, one_account, ussd_app
 from tests.fakes.infobip_api import CALLBACK_TOKEN, FakeInfobip, status
-from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue, row, send
+from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue, row, send, sweep_until
 
 FAST: dict[str, Any] = {
     "sms_timeout_seconds": 0.3,
@@ -254,7 +253,7 @@ def test_a_timeout_is_looked_up_in_the_logs_instead_of_resent(
     ib.script(["slow"])
     (message_id,) = queue(gateway, "token 333")
     assert row(gateway, message_id).status == MessageStatus.SENDING
-    _until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
+    sweep_until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
     settled = row(gateway, message_id)
     assert settled.provider_message_id == ib.messages[0]["messageId"]
     assert (settled.status_reason or "").startswith("reconciled")
@@ -267,7 +266,7 @@ def test_a_server_error_that_took_nothing_is_sent_again(
     gateway = gateway_of(make_app(**ib.settings(), **FAST))
     ib.script(["down"])
     (message_id,) = queue(gateway, "token 444")
-    _until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
+    sweep_until(lambda: row(gateway, message_id).status == MessageStatus.SENT, gateway)
     assert ib.bodies_to(KE) == ["token 444"] and row(gateway, message_id).attempts == 2
 
 
@@ -296,15 +295,6 @@ def test_the_daily_chase_reads_infobip_logs(
         stored.sent_at = utcnow() - timedelta(hours=2)
     assert reports.chase(gateway)["updated"] == 1
     assert row(gateway, message.id or 0).status == MessageStatus.DELIVERED
-
-
-def _until(check: Callable[[], bool], gateway: Any, *, seconds: float = 10) -> None:
-    """Sweep (as the background thread would) until `check` holds."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "gave up waiting"
-        time.sleep(0.02)
-        jobs.sweep(gateway)
 
 
 # -- delivery reports ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from sqlmodel import col, select
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.messaging import reminders
 from paygo.models import (
     Account,
@@ -197,7 +197,9 @@ def test_reminders_wait_for_the_morning_in_the_customers_timezone(
     with gateway.db.session() as session:
         due = {
             r.account_id: r
-            for r in reminders.due(session=session, now=evening, settings=gateway.settings)
+            for r in reminders.due(
+                session=session, now=evening, settings=gateway.settings, texts=gateway.texts
+            )
         }
     morning = (evening + timedelta(days=1)).replace(hour=4, minute=0)  # 07:00 in Nairobi
     assert due[nairobi.id or 0].not_before == morning

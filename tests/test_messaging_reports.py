@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.messaging import dispatcher, reports
 from paygo.messaging.providers import StatusReport
 from paygo.models import MessageStatus, OutboundMessage, utcnow

@@ -62,7 +62,11 @@ def test_truncate_cuts_to_the_allowed_parts_and_says_so() -> None:
 def test_every_reminder_fits_one_gsm7_sms_with_long_values(kind: str, lang: str) -> None:
     for month in range(1, 13):
         text = reminders.render(
-            kind, lang, date=shipped().day_month(date(2026, month, 28), lang), **LONG_VALUES
+            kind,
+            lang,
+            texts=shipped(),
+            date=shipped().day_month(date(2026, month, 28), lang),
+            **LONG_VALUES,
         )
         assert sms.encoding(text) == "gsm7", text
         assert sms.parts(text) == 1, text
@@ -71,9 +75,9 @@ def test_every_reminder_fits_one_gsm7_sms_with_long_values(kind: str, lang: str)
 
 def test_reminders_speak_the_customers_language() -> None:
     values: ReminderValues = {"date": "2 Des", **LONG_VALUES}
-    assert "Lipa kwa PayBill" in reminders.render("expiry", "sw", **values)
-    assert "Payez au PayBill" in reminders.render("expiry", "fr", **values)
-    assert "Pay to PayBill" in reminders.render("expiry", "en", **values)
+    assert "Lipa kwa PayBill" in reminders.render("expiry", "sw", texts=shipped(), **values)
+    assert "Payez au PayBill" in reminders.render("expiry", "fr", texts=shipped(), **values)
+    assert "Pay to PayBill" in reminders.render("expiry", "en", texts=shipped(), **values)
     assert shipped().day_month(date(2026, 8, 1), "fr") == "1 aout"
     assert shipped().day_month(date(2026, 12, 1), "sw") == "1 Des"
 
@@ -85,8 +89,8 @@ def test_an_unknown_language_falls_back_to_the_default_then_english() -> None:
 
 def test_a_text_too_long_for_the_allowed_parts_is_cut() -> None:
     values: ReminderValues = {**LONG_VALUES, "distributor": "X" * 150, "date": "1 Jan"}
-    assert sms.parts(reminders.render("expiry", "en", **values)) == 1
-    assert sms.parts(reminders.render("expiry", "en", max_parts=2, **values)) == 2
+    assert sms.parts(reminders.render("expiry", "en", texts=shipped(), **values)) == 1
+    assert sms.parts(reminders.render("expiry", "en", texts=shipped(), max_parts=2, **values)) == 2
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,13 @@ from flask import Flask
 from rq import Queue
 
 from paygo.cli.worker import make_worker
-from paygo.messaging import jobs, sending
+from paygo.messaging import sending
 from paygo.models import MessageStatus, OutboundMessage
 from tests.conftest import TEST_SETTINGS
 from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
 from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue
+from tests.queue_helpers import redis_of, rq_queue
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST: dict[str, Any] = {
@@ -55,10 +56,9 @@ def test_each_committed_message_becomes_one_job_and_a_repeat_is_harmless(
     gateway = gateway_of(app)
     (message_id,) = queue(gateway, "token 123")
     assert at.accepted == []  # nothing is sent in the web process
-    assert gateway.jobs.queue is not None
-    assert gateway.jobs.queue.job_ids == [f"send-message-{message_id}-1"]
+    assert rq_queue(gateway).job_ids == [f"send-message-{message_id}-1"]
     sending.send_committed(gateway, [message_id])  # enqueued again while pending
-    assert gateway.jobs.queue.count == 1
+    assert rq_queue(gateway).count == 1
     _work(app)
     sending.send_committed(gateway, [message_id])  # and again once done
     _work(app)
@@ -76,8 +76,7 @@ def test_a_transient_failure_is_retried_at_its_backoff_time(
     _work(app)
     (message,) = outbox(gateway)
     assert message.status == MessageStatus.QUEUED and message.next_attempt_at is not None
-    assert gateway.jobs.queue is not None
-    scheduled = gateway.jobs.queue.scheduled_job_registry
+    scheduled = rq_queue(gateway).scheduled_job_registry
     assert scheduled.get_job_ids() == [f"send-message-{message_id}-2"]
     time.sleep(1.3)  # past the backoff (0.2 s, jittered)
     _work(app, scheduler=True)  # the scheduler moves the due retry onto the queue
@@ -94,8 +93,8 @@ def test_redis_losing_its_queue_loses_no_message(
     queue(gateway, *bodies)
     # Redis restarted without persistence: this run's own database number is emptied.
     redis_client.flushdb()
-    assert gateway.jobs.queue is not None and gateway.jobs.queue.count == 0
-    assert jobs.sweep(gateway) == {"due": 5, "reconciling": 0}
+    assert rq_queue(gateway).count == 0
+    assert sending.sweep(gateway) == {"due": 5, "reconciling": 0}
     _work(app)
     assert sorted(at.bodies_to(KE)) == sorted(bodies)
     assert {m.status for m in outbox(gateway)} == {MessageStatus.SENT}
@@ -110,8 +109,7 @@ def test_the_worker_schedules_the_sweep_reminders_and_reconciliation(
         session.add(OutboundMessage(recipient=KE, body="found by the sweep"))
     _work(app, scheduler=True, periodic=True)
     assert at.bodies_to(KE) == ["found by the sweep"]
-    assert gateway.redis is not None
-    keys = cast(list[bytes], gateway.redis.keys("rq:cron_job:*:jobs"))  # not decoded
+    keys = cast(list[bytes], redis_of(gateway).keys("rq:cron_job:*:jobs"))  # not decoded
     history = {key.decode() for key in keys}
     assert history == {
         "rq:cron_job:messages-sweep:jobs",
@@ -254,7 +252,7 @@ def test_worker_killed_after_africastalking_accepted_is_settled_by_the_report(
     )
     assert response.get_json()["state"] == "delivered"
     time.sleep(2.6)  # past the lease: a sweep would resend what was not reconciled
-    jobs.sweep(gateway)
+    sending.sweep(gateway)
     _work(app)
     (message,) = outbox(gateway)
     assert message.status == MessageStatus.DELIVERED and message.id == message_id
@@ -276,7 +274,7 @@ def test_worker_killed_after_twilio_accepted_is_found_by_lookup_not_resent(
         _kill_tree(worker)
     tw.release.set()
     time.sleep(1.8)  # the lease: three timeouts and the backoff
-    assert jobs.sweep(gateway)["reconciling"] == 1
+    assert sending.sweep(gateway)["reconciling"] == 1
     _work(app)
     (message,) = outbox(gateway)
     assert message.status == MessageStatus.SENT
@@ -294,7 +292,6 @@ def test_a_job_for_a_message_gone_or_already_sent_does_nothing(
 ) -> None:
     app = rq_app(**at.settings(), **FAST)
     gateway = gateway_of(app)
-    assert gateway.jobs.queue is not None
-    gateway.jobs.queue.enqueue(sending.send_message_job, 424242, job_id="send-message-424242-1")
+    rq_queue(gateway).enqueue(sending.send_message_job, 424242, job_id="send-message-424242-1")
     _work(app)
-    assert Queue("paygo", connection=gateway.redis).count == 0 and at.requests == 0
+    assert Queue("paygo", connection=redis_of(gateway)).count == 0 and at.requests == 0

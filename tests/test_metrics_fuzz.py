@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Device
 from tests.factories import make_device
 from tests.metrics_box import DD, ConnectedBox

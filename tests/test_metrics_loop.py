@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, col, select
 
 from paygo.cli.views import account_view
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Account, Device, OutboundMessage, Token
 from paygo.tokens.codec import format_code
 from paygo.tokens.keypad import KeypadStatus

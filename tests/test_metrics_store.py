@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import text
 from sqlmodel import Session
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.metrics import store
 from paygo.models import Device, MetricsBox
 from tests.factories import make_device

@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session
 
 from paygo.errors import InvalidInput, NotFound
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.metrics import store
 from paygo.metrics.formats import CURRENT, HISTORICAL, Reading, parse_data_format
 from paygo.metrics.usage import usage

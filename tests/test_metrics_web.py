@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from openpaygo.metrics_shared import OpenPAYGOMetricsShared
 from sqlmodel import Session, select
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import AuditLog, Device, DeviceData, MetricsBox, Token
 from tests.factories import make_account, make_device
 from tests.metrics_box import DD, ConnectedBox
@@ -126,14 +127,13 @@ def test_refusals_leave_one_audit_line_a_box_and_kind_per_window(
 
 
 def test_with_redis_the_refusal_window_is_shared_by_every_worker(
-    redis_app: Flask, session: Session, gateway: Gateway
+    redis_app: Flask, make_app: Callable[..., Flask], redis_url: str, session: Session
 ) -> None:
     device = make_device(session, redis_app.extensions["paygo"], key_hex=KEY)
     session.commit()
-    for _ in range(2):  # two workers: two apps, one Redis
-        other = ConnectedBox(redis_app.test_client(), serial=device.serial, key_hex=OTHER_KEY)
+    for app in (redis_app, make_app(redis_url=redis_url)):  # two workers: two apps, one Redis
+        other = ConnectedBox(app.test_client(), serial=device.serial, key_hex=OTHER_KEY)
         assert other.post(other.build({"token_count": 1})).status_code == 403
-        redis_app.extensions["paygo"].services.clear()
     assert len(refusals(session)) == 1
 
 

@@ -11,11 +11,12 @@ from flask import Flask
 from sqlmodel import Session, col, select
 
 from paygo.cli.worker import make_worker
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Account, OutboundMessage, Payment, PaymentStatus, Token
 from paygo.payments.tasks import drain_payments
 from tests.factories import make_account
 from tests.payment_helpers import MpesaPaybill, count, ledger, payments, release
+from tests.queue_helpers import rq_queue
 
 COPIES = 20
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
@@ -97,8 +98,7 @@ def test_copies_through_rq_are_acknowledged_then_credited_once_by_the_worker(
     assert payment.status == PaymentStatus.RECEIVED  # acknowledged before any crediting
     assert payment.id is not None
     # One drain job is queued for all twenty copies (the first ack queued it).
-    assert gateway.jobs.queue is not None
-    assert [j.func for j in gateway.jobs.queue.jobs] == [drain_payments]
+    assert [j.func for j in rq_queue(gateway).jobs] == [drain_payments]
     make_worker(redis_app).work(burst=True)
     assert payments(session)[0].status == PaymentStatus.CREDITED
     assert count(session, Token) == 1 and count(session, OutboundMessage) == 1

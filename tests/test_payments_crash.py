@@ -19,7 +19,7 @@ from rq import Queue
 from sqlmodel import Session, col, select
 
 from paygo.cli.worker import make_worker
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Account, Device, OutboundMessage, Payment, PaymentStatus, Token, utcnow
 from paygo.payments.intake import store_notice
 from paygo.payments.notice import NoticeStatus, PaymentNotice
@@ -27,6 +27,7 @@ from paygo.payments.tasks import process_payment
 from tests.conftest import TEST_SETTINGS
 from tests.factories import make_account
 from tests.payment_helpers import MpesaPaybill, count, fresh, payments
+from tests.queue_helpers import rq_queue
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,8 +175,7 @@ def test_rq_worker_killed_mid_drain_is_retried_by_rq_and_credits_once(
     assert paybill.pay(made.number, receipt="CRASH00003").status_code == 200
     [stored] = payments(session)
     assert stored.id is not None and stored.status == PaymentStatus.RECEIVED
-    queue = gateway.jobs.queue
-    assert queue is not None
+    queue = rq_queue(gateway)
     [drain] = queue.job_ids
     # The Procfile's worker dies mid-credit: the process itself when it runs jobs in
     # process (--no-fork), or the work horse it forked for the job.

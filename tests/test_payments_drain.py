@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 
 from paygo import audit
 from paygo.cli.worker import make_worker
-from paygo.extensions import Gateway
-from paygo.messaging import jobs as messaging_jobs
+from paygo.gateway import Gateway
+from paygo.messaging import sending
 from paygo.models import (
     AuditLog,
     MessageStatus,
@@ -28,6 +28,7 @@ from paygo.models import (
 from paygo.payments import reconcile, tasks
 from tests.factories import make_account
 from tests.payment_helpers import MpesaPaybill, count, fresh, payments, release
+from tests.queue_helpers import rq_queue
 from tests.test_payments_crash import run_child
 
 RUN_DRAIN = """
@@ -40,8 +41,7 @@ with app.app_context():
 
 
 def queued_functions(gateway: Gateway) -> list[object]:
-    assert gateway.jobs.queue is not None
-    return [job.func for job in gateway.jobs.queue.jobs]
+    return [job.func for job in rq_queue(gateway).jobs]
 
 
 def pay_each(
@@ -73,8 +73,7 @@ def test_many_acks_queue_one_drain_that_credits_all_and_sends_each_receipt_itsel
     statuses = session.exec(select(OutboundMessage.status, OutboundMessage.attempts)).all()
     assert sorted(statuses) == [(MessageStatus.SENT, 1)] * 5
     # The receipts went out from the drain itself: no send job was ever queued for them.
-    assert gateway.jobs.queue is not None
-    assert gateway.jobs.queue.finished_job_registry.count == 1
+    assert rq_queue(gateway).finished_job_registry.count == 1
 
 
 def test_a_payment_arriving_once_the_drain_has_started_queues_another(
@@ -82,9 +81,8 @@ def test_a_payment_arriving_once_the_drain_has_started_queues_another(
 ) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     pay_each(redis_app, session, gateway, shared_dir, 1)
-    assert gateway.redis is not None and gateway.jobs.queue is not None
     # The drain starts: it clears the flag before it looks for payments.
-    gateway.redis.delete(tasks._drain_flag(gateway.jobs.queue))
+    gateway.backplane.delete(tasks.DRAIN_FLAG)
     pay_each(redis_app, session, gateway, shared_dir, 1, prefix="LATER")
     assert queued_functions(gateway) == [tasks.drain_payments, tasks.drain_payments]
 
@@ -155,8 +153,8 @@ def test_a_payment_that_fails_is_held_back_while_the_others_are_credited(
     release(session)
     assert [p.status for p in payments(session)] == ["credited", "received", "credited"]
     # It was given a job of its own at once, which rq retries with backoff.
-    assert gateway.jobs.queue is not None
-    assert tasks.job_id(poison) in gateway.jobs.queue.job_ids
+    assert poison is not None
+    assert tasks.job_id(poison) in rq_queue(gateway).job_ids
     monkeypatch.setattr(tasks, "reconcile_payment", real)  # the fault heals
     make_worker(redis_app).work(burst=True)
     release(session)
@@ -168,8 +166,7 @@ def test_a_drain_out_of_time_queues_another_behind_the_other_jobs(
 ) -> None:
     gateway: Gateway = redis_app.extensions["paygo"]
     pay_each(redis_app, session, gateway, shared_dir, 2)
-    assert gateway.jobs.queue is not None
-    gateway.jobs.queue.empty()
+    rq_queue(gateway).empty()
     monkeypatch.setattr(tasks, "DRAIN_SECONDS", 0.0)
     with redis_app.app_context():
         assert tasks.drain_payments() == 0
@@ -206,7 +203,7 @@ def test_a_receipt_claimed_but_unsent_when_the_worker_died_is_sent_once_its_leas
     assert [p.status for p in payments(session)] == ["credited"]
     assert message.next_attempt_at is not None
     with app.app_context():
-        messaging_jobs.sweep(gateway, now=utcnow())  # the lease holds: nothing happens
+        sending.sweep(gateway, now=utcnow())  # the lease holds: nothing happens
         release(session)
         assert fresh(session, OutboundMessage, message.id).status == MessageStatus.SENDING
     with gateway.db.transaction() as tx:  # time passes: the lease runs out
@@ -214,7 +211,7 @@ def test_a_receipt_claimed_but_unsent_when_the_worker_died_is_sent_once_its_leas
         assert held is not None
         held.next_attempt_at = utcnow() - timedelta(seconds=1)
     with app.app_context():
-        messaging_jobs.sweep(gateway)
+        sending.sweep(gateway)
     settled = fresh(session, OutboundMessage, message.id)
     assert settled is not None and settled.status == MessageStatus.SENT
     assert settled.attempts == 2 and count(session, OutboundMessage) == 1
@@ -228,14 +225,14 @@ def test_a_payment_someone_else_held_when_the_drain_looked_is_looked_at_again(
         pytest.skip("row locks: PostgreSQL only")
     pay_each(redis_app, session, gateway, shared_dir, 1)
     [waiting] = payments(session)
-    assert gateway.jobs.queue is not None and waiting.id is not None
-    gateway.jobs.queue.empty()
+    assert waiting.id is not None
+    rq_queue(gateway).empty()
     with gateway.db.transaction() as operator:  # e.g. an operator assigning it, by hand
         operator.exec(select(Payment).where(Payment.id == waiting.id).with_for_update()).one()
         with redis_app.app_context():
             assert tasks.drain_payments() == 0  # skipped it: locked
     # ... and let it go without crediting it: a drain is scheduled to look again.
-    [recheck] = gateway.jobs.queue.scheduled_job_registry.get_job_ids()
+    [recheck] = rq_queue(gateway).scheduled_job_registry.get_job_ids()
     assert recheck.startswith("drain-payments-recheck")
     run_scheduled(gateway)
     make_worker(redis_app).work(burst=True)
@@ -246,8 +243,7 @@ def run_scheduled(gateway: Gateway) -> None:
     """Queue the scheduled jobs now, as rq's scheduler will once their time comes."""
     from rq.job import Job
 
-    queue = gateway.jobs.queue
-    assert queue is not None
+    queue = rq_queue(gateway)
     registry = queue.scheduled_job_registry
     for ident in registry.get_job_ids():
         registry.remove(ident)

@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import Session
 
 from paygo import accountnumbers
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Account, AccountStatus, Payment, PaymentStatus, utcnow
 from paygo.payments import matching
 from paygo.payments.intake import store_notice

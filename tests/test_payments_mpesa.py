@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 from sqlmodel import Session, select
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import (
     Account,
     AuditLog,
@@ -32,6 +32,7 @@ from tests.payment_helpers import (
     payments,
     sample,
 )
+from tests.queue_helpers import rq_queue
 
 ACCEPTED = {"ResultCode": 0, "ResultDesc": "Accepted"}
 
@@ -116,7 +117,7 @@ def test_acknowledging_costs_one_insert_and_leaves_the_crediting_to_the_job(
         event.remove(gateway.db.engine, "before_cursor_execute", seen)
     assert first == ["INSERT INTO payments"]
     assert statements == ["INSERT INTO payments", "SELECT payments.id, payments.status"]
-    assert gateway.jobs.queue is not None and gateway.jobs.queue.count == 1
+    assert rq_queue(gateway).count == 1
     assert payments(session)[0].status == PaymentStatus.RECEIVED
 
 

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Account, AuditLog, Payment, PaymentStatus
 from paygo.payments.providers.airtel import sign
 from tests.factories import make_plan

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlmodel import Session
 
 from paygo.errors import ImportFailed
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import PaymentStatus
 from paygo.payments.statement import parse_statement, parse_time
 from tests.payment_helpers import MpesaPaybill, account_numbered, ledger, payments

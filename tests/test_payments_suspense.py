@@ -11,7 +11,7 @@ import pytest
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlmodel import Session, col, select
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import (
     Account,
     AccountStatus,
@@ -248,7 +248,13 @@ def test_a_manually_recorded_payment_can_be_reversed_too(
         held = s.get(Account, account.id)
         assert held is not None
         result = record_manual_payment(
-            session=s, keys=gateway.keys, account=held, amount=15000, actor="cashier", now=utcnow()
+            session=s,
+            keys=gateway.keys,
+            texts=gateway.texts,
+            account=held,
+            amount=15000,
+            actor="cashier",
+            now=utcnow(),
         )
     done = cli(runner, "reverse", str(result.payment_id), "--reason", "counterfeit notes")
     after = fresh(session, Account, account.id)

@@ -17,7 +17,7 @@ from sqlmodel import Session, SQLModel, select
 from paygo import devices
 from paygo.crypto import KeyBox
 from paygo.errors import ConfigurationError, GatewayError, ImportFailed, InvalidInput
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import Device
 from tests.factories import make_device, make_plan
 

@@ -12,19 +12,20 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from flask import Flask
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from paygo.cli.flows import flows_group
 from paygo.conversations.service import SHIPPED_FLOWS
 from paygo.credit import Quote
 from paygo.errors import FlowError
-from paygo.extensions import Gateway
-from paygo.models import Token
+from paygo.gateway import Gateway
+from paygo.models import OutboundMessage, Token
 from paygo.texts import formats, receipts, reminders, sms
 from paygo.texts.catalogue import MESSAGES, SHIPPED, read_texts, shipped
 from paygo.texts.check import check_texts, load_texts
 from paygo.tokens.codec import TokenKind
 from tests.conversation_data import KNOWN, NOW, account, set_clock
+from tests.payment_helpers import MpesaPaybill
 from tests.ussd_dialer import UssdDialer
 
 CONSTANTS = {"distributor": "SunPower", "paybill": "600638"}
@@ -95,7 +96,12 @@ def test_ussd_and_the_receipt_write_the_same_days_the_same_way(
     )
     token = Token(device_id=1, count=1, type=TokenKind.ADD_TIME, code="123456789")
     receipt = receipts.render_receipt(
-        language="en", account_number="1", quote=quote, tokens=[token], timezone="UTC"
+        language="en",
+        account_number="1",
+        quote=quote,
+        tokens=[token],
+        timezone="UTC",
+        texts=shipped(),
     )
     assert "(2.99 days, light until 20/11/2026)" in receipt
 
@@ -254,3 +260,50 @@ def test_flows_check_validates_the_texts_too(monkeypatch: pytest.MonkeyPatch) ->
     long = CliRunner().invoke(flows_group, ["check", "--dir", str(SHIPPED_FLOWS), "--json"])
     assert long.exit_code == 1
     assert any("reminder.expiry can be" in p for p in json.loads(long.output)["problems"])
+
+
+# A catalogue of the install's own (FLOWS_DIR) ---------------------------------------------------
+
+
+def _flows_with_texts(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """A flows folder: the shipped flows, and a texts.yaml changed by `change`."""
+    for name in ("ussd.yaml", "sms.yaml"):
+        (tmp_path / name).write_text((SHIPPED_FLOWS / name).read_text(encoding="utf-8"))
+    _write(tmp_path, change)
+    return tmp_path
+
+
+def _own_code_label(raw: dict[str, Any]) -> None:
+    raw["receipt"]["code"]["en"] = "Your own code: {codes}"
+
+
+def test_a_texts_catalogue_in_flows_dir_words_the_receipts(
+    make_app: Callable[..., Flask], tmp_path: Path, shared_dir: Path
+) -> None:
+    app = make_app(flows_dir=str(_flows_with_texts(tmp_path, _own_code_label)))
+    gateway: Gateway = app.extensions["paygo"]
+    with gateway.db.session() as session:
+        made = account(session, gateway)
+        session.commit()
+        assert MpesaPaybill(app.test_client(), shared_dir).pay(made.number).status_code == 200
+        (receipt,) = session.exec(select(OutboundMessage)).all()
+    assert "Your own code: " in receipt.body
+
+
+def test_flows_check_checks_the_texts_in_the_flows_folder(tmp_path: Path) -> None:
+    folder = _flows_with_texts(tmp_path, _own_code_label)
+    result = CliRunner().invoke(flows_group, ["check", "--dir", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["texts"] == str(folder / "texts.yaml")
+    _flows_with_texts(tmp_path, lambda raw: raw["receipt"]["code"].pop("sw"))
+    broken = CliRunner().invoke(flows_group, ["check", "--dir", str(folder), "--json"])
+    assert broken.exit_code == 1
+    assert any("receipt.code" in p and "sw" in p for p in json.loads(broken.output)["problems"])
+
+
+def test_the_app_refuses_to_start_with_broken_texts_in_flows_dir(
+    make_app: Callable[..., Flask], tmp_path: Path
+) -> None:
+    folder = _flows_with_texts(tmp_path, lambda raw: raw["receipt"]["code"].pop("sw"))
+    with pytest.raises(FlowError, match="receipt.code"):
+        make_app(flows_dir=str(folder))

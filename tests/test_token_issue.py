@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from paygo import create_app
 from paygo.cli.views import account_view
 from paygo.errors import Conflict, GatewayError, InvalidInput
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.ledger.locks import hold_account
 from paygo.ledger.operator import operator_token
 from paygo.models import (
@@ -64,6 +64,7 @@ def _pay_one(gateway: Gateway, account_id: int, amount: int) -> None:
         record_manual_payment(
             session=session,
             keys=gateway.keys,
+            texts=gateway.texts,
             account=account,
             amount=amount,
             actor="cashier",
@@ -98,6 +99,7 @@ def _operator(
     issued = operator_token(
         session=session,
         keys=gateway.keys,
+        texts=gateway.texts,
         held=hold_account(session=session, account_id=account.id or 0),
         kind=kind,
         days=days,
@@ -264,6 +266,7 @@ def test_a_token_is_stored_with_its_payment_in_the_transaction_that_advances_the
         record_manual_payment(
             session=s,
             keys=gateway.keys,
+            texts=gateway.texts,
             account=held,
             amount=5000,
             actor="cashier",
@@ -300,7 +303,13 @@ def test_resending_returns_the_stored_code_and_burns_no_count(
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=1000))
     session.commit()
     result = record_manual_payment(
-        session=session, keys=gateway.keys, account=account, amount=5000, actor="t", now=NOW
+        session=session,
+        keys=gateway.keys,
+        texts=gateway.texts,
+        account=account,
+        amount=5000,
+        actor="t",
+        now=NOW,
     )
     session.commit()
     device = session.get(Device, account.device_id)
@@ -355,7 +364,13 @@ def test_set_time_recovery_carries_the_servers_remaining_days(
     account = make_account(session, gateway, plan=make_plan(session, price_per_day=1000))
     session.commit()
     record_manual_payment(
-        session=session, keys=gateway.keys, account=account, amount=10000, actor="t", now=NOW
+        session=session,
+        keys=gateway.keys,
+        texts=gateway.texts,
+        account=account,
+        amount=10000,
+        actor="t",
+        now=NOW,
     )
     session.commit()
     tokens = _operator(
@@ -385,7 +400,13 @@ def test_set_time_recovery_is_as_precise_as_the_devices_time_divider(
     )
     session.commit()
     paid = record_manual_payment(
-        session=session, keys=gateway.keys, account=account, amount=24000, actor="t", now=NOW
+        session=session,
+        keys=gateway.keys,
+        texts=gateway.texts,
+        account=account,
+        amount=24000,
+        actor="t",
+        now=NOW,
     )
     session.commit()
     boxes.type(paid.tokens)
@@ -405,7 +426,13 @@ def test_a_box_too_far_behind_for_set_time_is_recovered_with_counter_sync(
     session.commit()
     for _ in range(35):  # 35 daily codes the customer never typed: count 70
         record_manual_payment(
-            session=session, keys=gateway.keys, account=account, amount=1000, actor="t", now=NOW
+            session=session,
+            keys=gateway.keys,
+            texts=gateway.texts,
+            account=account,
+            amount=1000,
+            actor="t",
+            now=NOW,
         )
     session.commit()
     view = account_view(session=session, account=account, now=NOW)
@@ -548,7 +575,13 @@ def test_after_disable_then_set_back_into_payg_payments_give_codes_the_box_takes
     session.refresh(account)
     assert account.status == AccountStatus.PENDING_DEPOSIT  # the deposit is still unpaid
     result = record_manual_payment(
-        session=session, keys=gateway.keys, account=account, amount=8000, actor="cashier", now=NOW
+        session=session,
+        keys=gateway.keys,
+        texts=gateway.texts,
+        account=account,
+        amount=8000,
+        actor="cashier",
+        now=NOW,
     )
     session.commit()
     boxes.type(result.tokens)
@@ -579,6 +612,7 @@ def test_operator_tokens_refuse_what_a_box_cannot_use_and_spend_no_count(
         operator_token(
             session=session,
             keys=gateway.keys,
+            texts=gateway.texts,
             held=hold_account(session=session, account_id=account.id or 0),
             kind=kind,
             days=days,
@@ -591,6 +625,7 @@ def test_operator_tokens_refuse_what_a_box_cannot_use_and_spend_no_count(
         operator_token(
             session=session,
             keys=gateway.keys,
+            texts=gateway.texts,
             held=hold_account(session=session, account_id=account.id or 0),
             kind=TokenKind.SET_TIME,
             days=1,

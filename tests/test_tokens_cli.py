@@ -13,7 +13,7 @@ from flask.testing import FlaskCliRunner
 from sqlmodel import Session, col, select
 
 from paygo.cli.payments import record_payment
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import (
     Account,
     AccountStatus,
@@ -159,6 +159,7 @@ def test_recording_one_receipt_from_several_tills_at_once_credits_it_once(
                 record_manual_payment(
                     session=s,
                     keys=gateway.keys,
+                    texts=gateway.texts,
                     account=held,
                     amount=10000,
                     actor="till",

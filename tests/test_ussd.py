@@ -14,11 +14,11 @@ import redis
 from flask import Flask
 from sqlmodel import Session, col, select
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.models import (
+    BackplaneEntry,
     Customer,
     Device,
-    LookupFailure,
     Ticket,
     Token,
     UssdSession,
@@ -42,6 +42,7 @@ from tests.conversation_data import (
     with_deposit_due,
     with_minimum,
     with_tokens,
+    wrong_numbers_stored,
 )
 from tests.golden import check_transcript
 from tests.ussd_dialer import UssdDialer
@@ -160,9 +161,10 @@ def test_without_redis_the_session_lives_in_the_database(
     dialer = UssdDialer(app.test_client(), KNOWN)
     dialer.dial()
     dialer.answer("2")
-    row = session.exec(select(UssdSession)).one()
-    assert row.session_id == dialer.session_id and row.hops == 2 and row.phone == KNOWN
-    assert json.loads(row.state or "")["state"]["at"] == "tokens"
+    row = session.exec(select(BackplaneEntry)).one()
+    record = json.loads(row.value or "")
+    assert row.key == f"ussd:{dialer.session_id}" and record["hops"] == 2
+    assert record["phone"] == KNOWN and record["state"]["at"] == "tokens"
     assert row.expires_at == NOW + timedelta(seconds=200)
 
 
@@ -335,8 +337,7 @@ def test_wrong_numbers_are_stored_for_the_lockout_without_redis(
 ) -> None:
     set_clock(app, NOW)
     _wrong_numbers(app, STRANGER, 2)
-    failures = session.exec(select(LookupFailure)).all()
-    assert [(f.phone, f.created_at) for f in failures] == [(STRANGER, NOW)] * 2
+    assert wrong_numbers_stored(session, STRANGER) == [NOW] * 2
 
 
 def test_a_number_failing_its_check_digit_is_refused_without_a_lookup(
@@ -347,7 +348,7 @@ def test_a_number_failing_its_check_digit_is_refused_without_a_lookup(
     dialer.dial()
     screen = dialer.answer("10000005")
     assert screen.startswith("CON That account number is not right.\nWelcome to SunPower.")
-    assert session.exec(select(LookupFailure)).first() is None
+    assert wrong_numbers_stored(session, STRANGER) == []
 
 
 # Bad requests: a clean END, never an HTTP error ------------------------------------------------

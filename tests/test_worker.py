@@ -8,6 +8,7 @@ from flask import Flask
 from rq.job import Job
 
 from paygo.cli.worker import make_worker
+from tests.queue_helpers import redis_of
 
 
 def report_pid() -> int:
@@ -17,9 +18,9 @@ def report_pid() -> int:
 
 def _pid_of_job(app: Flask, *, fork: bool) -> int:
     gateway = app.extensions["paygo"]
-    gateway.jobs.enqueue(report_pid, job_id=f"pid-{fork}")
+    gateway.backplane.enqueue(report_pid, job_id=f"pid-{fork}")
     make_worker(app, fork=fork).work(burst=True, with_scheduler=False)
-    result = Job.fetch(f"pid-{fork}", connection=gateway.redis).return_value()
+    result = Job.fetch(f"pid-{fork}", connection=redis_of(gateway)).return_value()
     assert isinstance(result, int)
     return result
 

@@ -40,26 +40,23 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     from paygo import extensions
-    from paygo.messaging import setup as messaging
 
+    # The database, backplane, SMS providers, schedule and conversations; loading the flows
+    # and texts validates them, so an invalid flow stops the app here.
     extensions.init_app(app, settings)
-    # Without Redis, a thread in the web process runs the sweeps and reminders.
-    messaging.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    from paygo.conversations import web as conversations
     from paygo.metrics import web as metrics
     from paygo.payments import views as payments
-    from paygo.web import health, sms
+    from paygo.web import health, sms, ussd
 
     app.register_blueprint(health.bp)
     app.register_blueprint(payments.bp)
     # Inbound SMS and delivery reports of every SMS provider plug-in.
     app.register_blueprint(sms.bp)
+    app.register_blueprint(ussd.bp)
     app.register_blueprint(metrics.bp)
-    # Loads and validates the flows: an invalid flow stops the app here.
-    conversations.init_app(app)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -1,10 +1,18 @@
-"""Database engine and transactions. Built in init_app, never at import."""
+"""Database engine and transactions. Built in init_app, never at import.
+
+One `Database` per app owns its engine (one connection pool) and the views of it that
+differ only in options: writes (SQLite's write lock at BEGIN) and autocommit (single
+statements on PostgreSQL, without BEGIN and COMMIT round trips). `dispose` closes the
+pool; nothing outside the Database refers to it, so an app that is gone takes its
+engine with it. A forked process (an rq work horse) never reuses its parent's
+connections: each remembers the process that opened it, and a checkout in another
+process replaces it.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -27,10 +35,13 @@ class Database:
         # Write transactions take SQLite's write lock at BEGIN; plain sessions do not,
         # so a long-lived reader never blocks the writers (PostgreSQL ignores the flag).
         self._write_engine = self.engine.execution_options(paygo_write=True)
-        # rq forks a work horse per job: the child must not reuse the parent's sockets.
-        # A weak reference, so the fork hook does not keep every engine ever built alive.
-        after_fork = weakref.WeakMethod(self._after_fork)
-        os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
+        #: For single statements that need no transaction around them (a USSD hop's reads,
+        #: the backplane's keys): autocommit on PostgreSQL; SQLite keeps its transactions.
+        self.autocommit = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else self.engine
+        )
 
     @property
     def engines(self) -> tuple[Engine, ...]:
@@ -40,9 +51,6 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
-
-    def _after_fork(self) -> None:
-        self.engine.dispose(close=False)
 
     def session(self) -> Session:
         """A new session; the caller closes it."""
@@ -81,8 +89,32 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
         if url.startswith(scheme):
             url = "postgresql+psycopg://" + url.removeprefix(scheme)
     engine = create_engine(url, echo=echo, pool_size=10, max_overflow=10)
+    # First: the others must not touch a connection that belongs to another process.
+    _not_across_forks(engine)
     _ping_when_idle(engine)
     return engine
+
+
+def _not_across_forks(engine: Engine) -> None:
+    """Never hand a connection opened by another process (before a fork) to this one.
+
+    Registered on the engine itself (SQLAlchemy's recipe for os.fork), so it lives and
+    dies with it; no process-wide fork hook keeps the engine alive.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connected(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_PID] = os.getpid()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(_dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        if record.info.get(_PID) != os.getpid():
+            # Dropped, not closed: closing would end the parent's session on the server.
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise DisconnectionError("the connection was opened by another process")
+
+
+_PID = "paygo.pid"
 
 
 #: A pooled connection unused this long is pinged before it is handed out again.

@@ -89,6 +89,13 @@ class PaymentError(GatewayError):
     code = "payment_error"
 
 
+class Unavailable(GatewayError):
+    """Something the gateway shares state through (Redis) did not answer in time."""
+
+    status_code = 503
+    code = "unavailable"
+
+
 class ProviderError(GatewayError):
     """An outbound provider call failed; `permanent` says whether retrying can help."""
 

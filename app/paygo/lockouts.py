@@ -14,10 +14,10 @@ from paygo.conversations.sessions import Lockout
 from paygo.errors import InvalidInput, NotFound
 from paygo.pages import Page, check_limit, decode_cursor, encode_cursor
 from paygo.phones import normalise
-from paygo.settings import Settings
 
 if TYPE_CHECKING:
-    from redis import Redis
+    from paygo.backplane import Backplane
+    from paygo.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -30,32 +30,28 @@ class Locked:
     until: datetime
 
 
-def lockout_for(*, settings: Settings, redis: Redis | None) -> Lockout:
-    """The lookup lockout as the conversations keep it (in Redis when there is one)."""
+def lockout_for(*, settings: Settings, backplane: Backplane) -> Lockout:
+    """The lookup lockout as the conversations keep it (on the backplane: Redis, else the
+    database)."""
     return Lockout(
-        redis=redis,
+        backplane=backplane,
         failures=settings.lookup_lockout_failures,
         seconds=settings.lookup_lockout_seconds,
     )
 
 
 def list_locked(
-    *,
-    session: Session,
-    lockout: Lockout,
-    now: datetime,
-    limit: int = 50,
-    cursor: str | None = None,
+    *, lockout: Lockout, now: datetime, limit: int = 50, cursor: str | None = None
 ) -> Page[Locked]:
     """The phones locked now, by number."""
     check_limit(limit)
     after = str(decode_cursor("lockouts", cursor, 1)[0]) if cursor else ""
     found: list[Locked] = []
-    for phone in lockout.phones(session=session, now=now):
+    for phone in lockout.phones(now=now):
         if phone <= after:
             continue
-        count, last = lockout.recent(session=session, phone=phone, now=now)
-        if last is not None and lockout.locked(session=session, phone=phone, now=now):
+        count, last = lockout.recent(phone=phone, now=now)
+        if last is not None and lockout.locked(phone=phone, now=now):
             found.append(Locked(phone, count, last, last + lockout.lock_for))
         if len(found) > limit:
             break
@@ -72,12 +68,17 @@ def clear_lockout(
     actor: str,
     reason: str,
     default_country: str,
+    now: datetime,
 ) -> int:
-    """Let a phone try account numbers again; return how many wrong ones were forgotten."""
+    """Let a phone try account numbers again; return how many wrong ones were forgotten.
+
+    The wrong numbers are forgotten at once, on the backplane; the audit line is written
+    in the caller's transaction.
+    """
     if not reason.strip():
         raise InvalidInput("say why: --reason is required to clear a lockout")
     e164 = normalise(phone, default_country)
-    forgotten = lockout.clear(session=session, phone=e164)
+    forgotten = lockout.clear(phone=e164, now=now)
     if not forgotten:
         raise NotFound(f"{e164} has typed no wrong account number lately", phone=e164)
     audit.record(

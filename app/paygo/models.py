@@ -322,7 +322,8 @@ class AuditLog(SQLModel, table=True):
 
 
 class UssdSession(SQLModel, table=True):
-    """A USSD session: its state between hops (when no Redis) and how it ended."""
+    """How a USSD session ended (the network's notification); its state between hops is
+    on the backplane (paygo.conversations.sessions)."""
 
     __tablename__ = "ussd_sessions"
 
@@ -340,14 +341,19 @@ class UssdSession(SQLModel, table=True):
     expires_at: datetime | None = _ts(nullable=True)
 
 
-class LookupFailure(SQLModel, table=True):
-    """A wrong account number typed from an unknown phone (enumeration lockout)."""
+class BackplaneEntry(SQLModel, table=True):
+    """A key, a counter or one member of a scored set, when the backplane is the database
+    (no Redis): see paygo.backplane.database."""
 
-    __tablename__ = "lookup_failures"
+    __tablename__ = "backplane_entries"
 
-    id: int | None = Field(default=None, primary_key=True)
-    phone: str = Field(max_length=20, index=True)
-    created_at: datetime = _created()
+    key: str = Field(primary_key=True, max_length=200)
+    #: "" for a key or a counter; the member's name in a scored set.
+    member: str = Field(default="", primary_key=True, max_length=100)
+    value: str | None = _text(nullable=True)
+    #: A counter's count, or a set member's score.
+    score: float | None = None
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
 
 
 #: JSON text on SQLite; JSONB on PostgreSQL, where the usage aggregation reads into it.

@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     secret_key: Secret = DEFAULT_SECRET_KEY
     database_url: str = ""  # empty: paygo.sqlite3 in the instance folder
     redis_url: str | None = None
+    # How long any Redis call may wait: acknowledgements, USSD hops and /healthz make them.
+    redis_timeout_seconds: PositiveFloat = 0.2
     public_base_url: Annotated[str, AfterValidator(_web_url)] = "http://127.0.0.1:5000"
     instance_path: str = Field(
         default_factory=default_instance_path, validation_alias="PAYGO_INSTANCE_PATH"

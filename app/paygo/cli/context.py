@@ -19,7 +19,7 @@ from paygo.cli.output import fail
 if TYPE_CHECKING:
     from flask import Flask
 
-    from paygo.extensions import Gateway
+    from paygo.gateway import Gateway
 
 _STATE = "paygo.state"
 
@@ -30,7 +30,7 @@ def current_gateway() -> Gateway:
     It is made current for the rest of the command, so the jobs it runs inline (without
     Redis) find it as they would inside the app.
     """
-    from paygo.extensions import forget_gateway, use_gateway
+    from paygo.gateway import forget_gateway, use_gateway
 
     flask = sys.modules.get("flask")
     if flask is not None and flask.has_app_context():
@@ -82,7 +82,7 @@ def _script_app(ctx: click.Context) -> Flask | None:
 
 def _build() -> Gateway:
     from paygo.errors import ConfigurationError
-    from paygo.extensions import build_gateway
+    from paygo.gateway import build_gateway
     from paygo.settings import load_settings
 
     try:

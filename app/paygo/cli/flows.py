@@ -2,7 +2,8 @@
 the gateway.
 
 It works while they are broken (when the app itself refuses to start), so it reads the
-settings on its own rather than through the app.
+settings on its own rather than through the app. The texts checked are those the gateway
+would use: `texts.yaml` in the flows folder when it has one, else the shipped catalogue.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from paygo.cli.output import emit, handles_errors, json_option
 from paygo.conversations.actions import ACTIONS
 from paygo.conversations.commands import check_keywords
 from paygo.conversations.definitions import Flow
-from paygo.conversations.service import SMS_FLOW, constants, flows_dir
+from paygo.conversations.service import SMS_FLOW, constants, flows_dir, texts_path
 from paygo.conversations.specs import CURRENT
 from paygo.conversations.validation import check_directory
 from paygo.settings import load_settings
-from paygo.texts import catalogue
 from paygo.texts.check import check_texts
 
 
@@ -34,7 +34,8 @@ def flows_group() -> None:
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder of flow files (default: FLOWS_DIR or flows/).",
+    help="Folder of flow files, and of a texts.yaml replacing the shipped one "
+    "(default: FLOWS_DIR or flows/).",
 )
 @json_option
 @handles_errors
@@ -42,11 +43,13 @@ def check(directory: Path | None, as_json: bool) -> None:
     """Validate every flow (targets, reachability, dead ends, actions, languages, screen
     lengths) and every text (languages, placeholders, GSM-7, one SMS)."""
     settings = load_settings()
-    folder = directory or flows_dir(settings)
+    if directory is not None:
+        settings = settings.model_copy(update={"flows_dir": str(directory)})
+    folder = flows_dir(settings)
     flows, problems = check_directory(folder, ACTIONS, constants(settings))
     if SMS_FLOW in flows:
         problems += check_keywords(flows[SMS_FLOW])
-    texts, text_problems = check_texts(catalogue.SHIPPED, constants(settings))
+    texts, text_problems = check_texts(texts_path(settings), constants(settings))
     problems += text_problems
     lines = [str(p) for p in problems] or [_summary(flow) for flow in flows.values()]
     if texts is not None and not problems:
@@ -59,7 +62,7 @@ def check(directory: Path | None, as_json: bool) -> None:
             "directory": str(folder),
             "ok": not problems,
             "flows": sorted(f.path for f in flows.values()),
-            "texts": str(catalogue.SHIPPED),
+            "texts": str(texts_path(settings)),
             "problems": [str(p) for p in problems],
             "migrated": {f.path: list(f.migrated) for f in flows.values() if f.spec < CURRENT},
         },

@@ -33,11 +33,8 @@ def lockouts_group() -> None:
 def list_(limit: int, cursor: str | None, as_json: bool) -> None:
     """List the phones locked now (too many wrong account numbers), by number."""
     gateway = current_gateway()
-    lockout = lockouts.lockout_for(settings=gateway.settings, redis=gateway.redis)
-    with gateway.db.session() as session:
-        found = lockouts.list_locked(
-            session=session, lockout=lockout, now=utcnow(), limit=limit, cursor=cursor
-        )
+    lockout = lockouts.lockout_for(settings=gateway.settings, backplane=gateway.backplane)
+    found = lockouts.list_locked(lockout=lockout, now=utcnow(), limit=limit, cursor=cursor)
     lines = table(
         ["PHONE", "WRONG NUMBERS", "LAST", "LOCKED UNTIL"],
         [(x.phone, x.failures, x.last_at, x.until) for x in found.items],
@@ -55,7 +52,7 @@ def list_(limit: int, cursor: str | None, as_json: bool) -> None:
 def clear(phone: str, reason: str, actor: str, as_json: bool) -> None:
     """Let PHONE try account numbers again."""
     gateway = current_gateway()
-    lockout = lockouts.lockout_for(settings=gateway.settings, redis=gateway.redis)
+    lockout = lockouts.lockout_for(settings=gateway.settings, backplane=gateway.backplane)
     with gateway.db.transaction() as session:
         forgotten = lockouts.clear_lockout(
             session=session,
@@ -64,6 +61,7 @@ def clear(phone: str, reason: str, actor: str, as_json: bool) -> None:
             actor=actor,
             reason=reason,
             default_country=gateway.settings.default_country,
+            now=utcnow(),
         )
     emit(
         as_json,

@@ -18,8 +18,9 @@ from paygo.cli.output import (
     utc_option,
 )
 from paygo.errors import NotFound
-from paygo.messaging import jobs, outbox, reports
+from paygo.messaging import outbox, reports
 from paygo.messaging.sending import send_committed
+from paygo.messaging.sending import sweep as sweep_outbox
 from paygo.models import MessageStatus, OutboundMessage, row_id, utcnow
 from paygo.pages import Page
 from paygo.phones import try_normalise
@@ -137,7 +138,7 @@ def retry(message_id: int | None, retry_all: bool, as_json: bool) -> None:
 @json_option
 def sweep(as_json: bool) -> None:
     """Send (or enqueue) every due message and reconcile stuck ones; for cron."""
-    counts = jobs.sweep(current_gateway())
+    counts = sweep_outbox(current_gateway())
     emit(as_json, counts, f"due: {counts['due']}, reconciling: {counts['reconciling']}")
 
 
@@ -147,7 +148,7 @@ def reconcile(as_json: bool) -> None:
     """Chase delivery reports that never came (daily), then sweep."""
     gateway = current_gateway()
     counts = reports.chase(gateway)
-    counts.update(jobs.sweep(gateway))
+    counts.update(sweep_outbox(gateway))
     emit(as_json, counts, *(f"{k}: {v}" for k, v in sorted(counts.items())))
 
 

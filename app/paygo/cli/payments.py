@@ -71,6 +71,7 @@ def record_payment(
         result = manual.record_manual_payment(
             session=session,
             keys=gateway.keys,
+            texts=gateway.texts,
             account=account,
             actor=actor,
             amount=to_minor(amount, plan.currency),
@@ -213,6 +214,7 @@ def assign(payment_id: int, account: str, actor: str, as_json: bool) -> None:
         outcome = reconcile.assign_payment(
             session=session,
             keys=gateway.keys,
+            texts=gateway.texts,
             payment_id=payment_id,
             account_number=account,
             actor=actor,
@@ -239,6 +241,7 @@ def reverse(payment_id: int, reason: str, actor: str, as_json: bool) -> None:
         done = reversals.reverse_payment(
             session=session,
             keys=gateway.keys,
+            texts=gateway.texts,
             payment_id=payment_id,
             reason=reason,
             actor=actor,

@@ -106,6 +106,7 @@ def issue(number: str, kind: str, days: int | None, reason: str, actor: str, as_
         issued = operator.operator_token(
             session=session,
             keys=gateway.keys,
+            texts=gateway.texts,
             held=hold_account(session=session, account_id=row_id(account.id)),
             kind=KINDS[kind],
             days=days,

@@ -1,12 +1,13 @@
 """`paygo worker`: an rq worker, with its scheduler and our periodic jobs, in the app context.
 
 rq forks a work horse per job. The horse must not reuse the parent's database sockets:
-app.db disposes the engine's pool after every fork, the parent never opens a
-connection, and the horse closes its own before it exits.
+a connection opened by another process is replaced at checkout (paygo.db), and the
+horse closes its own before it exits.
 
-Periodic work (the outbox sweep, hourly reminders, the daily delivery-report chase) is
-registered on rq's CronScheduler and enqueued by rq's scheduler process, which holds a
-lock per queue: with several workers, one of them schedules.
+The periodic jobs (paygo.schedule) are registered on rq's CronScheduler and enqueued
+by rq's scheduler process, which holds a lock per queue: with several workers, one of
+them schedules. The worker talks to Redis on a connection of its own, with the longer
+timeouts its blocking waits need (the app's backplane keeps REDIS_TIMEOUT_SECONDS).
 """
 
 from __future__ import annotations
@@ -22,38 +23,33 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
+from paygo import schedule
+from paygo.backplane.redis import RedisBackplane
 from paygo.cli.context import current_app
 from paygo.cli.output import fail
-from paygo.extensions import Gateway
-from paygo.messaging.jobs import Periodic, periodic_jobs
+from paygo.gateway import Gateway
 
 
 class AppScheduler(RQScheduler):
     """rq's scheduler, also enqueuing our periodic jobs when they are due."""
 
-    periodic: list[Periodic]
+    periodic: schedule.Schedule | None
     queue_name: str
     _cron: CronScheduler | None = None
 
     def enqueue_scheduled_jobs(self) -> None:
         super().enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
-        if self.acquired_locks and self.periodic:
+        if self.acquired_locks and self.periodic is not None:
             self.cron.enqueue_jobs()
 
     @property
     def cron(self) -> CronScheduler:
         # Built lazily: the scheduler runs in a forked process with its own connection.
         if self._cron is None:
-            self._cron = CronScheduler(connection=self.connection)
-            for job in self.periodic:
-                self._cron.register(
-                    job.func,
-                    self.queue_name,
-                    name=job.name,
-                    interval=None if job.cron else max(1, round(job.every.total_seconds())),
-                    cron=job.cron,
-                    job_timeout=job.timeout,
-                )
+            assert self.periodic is not None
+            self._cron = schedule.cron_scheduler(
+                self.periodic, connection=self.connection, queue_name=self.queue_name
+            )
         return self._cron
 
 
@@ -61,7 +57,7 @@ class AppWorker(Worker):
     """An rq worker that runs each job inside the Flask app context."""
 
     flask_app: Flask
-    periodic: list[Periodic]
+    periodic: schedule.Schedule | None
 
     def perform_job(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> bool:
         gateway: Gateway = self.flask_app.extensions["paygo"]
@@ -115,12 +111,13 @@ def make_worker(
 ) -> AppWorker:
     """Build a worker on the app's queue; `periodic` adds the sweeps, reminders and chase."""
     gateway: Gateway = app.extensions["paygo"]
-    if gateway.jobs.queue is None:
+    backplane = gateway.backplane
+    if not isinstance(backplane, RedisBackplane):
         raise RuntimeError("REDIS_URL is not set")
     cls = AppWorker if fork else AppSimpleWorker
-    worker = cls([gateway.jobs.queue], connection=gateway.redis, name=name)
+    worker = cls([backplane.queue.name], connection=backplane.worker_connection(), name=name)
     worker.flask_app = app
-    worker.periodic = periodic_jobs(gateway) if periodic else []
+    worker.periodic = gateway.schedule if periodic else None
     return worker
 
 
@@ -140,7 +137,7 @@ def make_worker(
 def worker(burst: bool, no_periodic: bool, fork: bool) -> None:
     """Run background jobs from Redis (needs REDIS_URL)."""
     app = current_app()
-    if app.extensions["paygo"].jobs.queue is None:
+    if app.extensions["paygo"].backplane.inline:
         fail("REDIS_URL is not set: without Redis, jobs run inline in the web process")
     make_worker(app, periodic=not no_periodic, fork=fork).work(burst=burst, with_scheduler=True)
 

@@ -256,7 +256,7 @@ def identify(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     """Find the caller's accounts (as `accounts_for_phone` does, with what the menus need)."""
     rows = _query(ctx, "by_phone", phone=ctx.phone)
     if not rows:
-        locked = ctx.lockout.locked(session=ctx.session, phone=ctx.phone, now=ctx.now)
+        locked = ctx.lockout.locked(phone=ctx.phone, now=ctx.now)
         return Outcome(branch="locked" if locked else "unknown")
     found = [_facts(ctx, row) for row in rows]
     lang = found[0]["language"]
@@ -282,10 +282,10 @@ def lookup_account(ctx: Context, data: Mapping[str, Any]) -> Outcome:
 
 
 def _lookup(ctx: Context, number: str, *, ok: str, wrong: str) -> Outcome:
-    if ctx.lockout.locked(session=ctx.session, phone=ctx.phone, now=ctx.now):
+    if ctx.lockout.locked(phone=ctx.phone, now=ctx.now):
         return Outcome(branch="locked")
     if not _query(ctx, "by_number", number=number):
-        count, _ = ctx.lockout.recent(session=ctx.session, phone=ctx.phone, now=ctx.now)
+        count, _ = ctx.lockout.recent(phone=ctx.phone, now=ctx.now)
         return Outcome(
             branch="locked" if ctx.lockout.locks_at(count) else wrong,
             effects=(CountWrongNumber(phone=ctx.phone, at=ctx.now),),

@@ -79,7 +79,8 @@ def _apply(host: Host, effect: Effect) -> Mapping[str, str]:
         case OpenTicket():
             return {"ticket": str(_insert_ticket(host.session, effect))}
         case CountWrongNumber(phone=phone, at=at):
-            host.lockout.record_failure(session=host.session, phone=phone, now=at)
+            # On the backplane, so it counts even if the hop fails after this.
+            host.lockout.record_failure(phone=phone, now=at)
             return {}
     raise TypeError(f"no way to apply {effect!r}")
 

@@ -8,7 +8,6 @@ raises: whatever goes wrong inside becomes an `END` apology in the customer's la
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,24 +15,22 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from redis import Redis
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine as SaEngine
 from sqlmodel import Session, select
 
+from paygo.backplane import Backplane
 from paygo.conversations.actions import ACTIONS, Context
 from paygo.conversations.commands import Keywords, check_keywords
 from paygo.conversations.effects import Host, apply_effects
 from paygo.conversations.engine import Engine, Reply, Turn
-from paygo.conversations.sessions import DatabaseSessions, Lockout, RedisSessions, SessionStore
+from paygo.conversations.sessions import Lockout, UssdSessions
 from paygo.conversations.validation import load_flows
 from paygo.db import Database
 from paygo.errors import FlowError, GatewayError
 from paygo.messaging.outbox import Outgoing, queue_message
 from paygo.models import MessageStatus, OutboundMessage, row_id, utcnow
 from paygo.settings import Settings
-from paygo.texts import catalogue
-from paygo.texts.check import load_texts
+from paygo.texts import check
+from paygo.texts.catalogue import TEXTS_FILE, Catalogue
 
 log = logging.getLogger(__name__)
 SHIPPED_FLOWS = Path(str(files("paygo") / "flows"))
@@ -47,6 +44,17 @@ def flows_dir(settings: Settings) -> Path:
     return Path(settings.flows_dir) if settings.flows_dir else SHIPPED_FLOWS
 
 
+def texts_path(settings: Settings) -> Path:
+    """The texts catalogue: `texts.yaml` in FLOWS_DIR when it has one, else the shipped one."""
+    override = Path(settings.flows_dir) / TEXTS_FILE if settings.flows_dir else None
+    return override if override is not None and override.is_file() else SHIPPED_FLOWS / TEXTS_FILE
+
+
+def load_texts(settings: Settings) -> Catalogue:
+    """Read the texts catalogue, measured with this install's values; FlowError when broken."""
+    return check.load_texts(texts_path(settings), constants(settings))
+
+
 def constants(settings: Settings) -> dict[str, str]:
     """Placeholders every screen may use, with the values this install has."""
     return {"distributor": settings.distributor_name, "paybill": settings.paybill_number}
@@ -58,11 +66,10 @@ class Conversations:
 
     engine: Engine
     keywords: Keywords
-    sessions: SessionStore
+    sessions: UssdSessions
     lockout: Lockout
     db: Database
     settings: Settings
-    actions_engine: SaEngine
     #: Sends outbox rows once their transaction has committed (messaging.sending).
     send_committed: Callable[[Iterable[Outgoing]], None]
     clock: Callable[[], datetime] = field(default=utcnow)
@@ -70,7 +77,7 @@ class Conversations:
     def context(self, *, phone: str, channel: str) -> Context:
         """A fresh context for one hop or one message."""
         return Context(
-            engine=self.actions_engine,
+            engine=self.db.autocommit,
             settings=self.settings,
             lockout=self.lockout,
             phone=phone,
@@ -94,58 +101,31 @@ def build(
     *,
     settings: Settings,
     db: Database,
-    redis: Redis | None,
+    backplane: Backplane,
     send_committed: Callable[[Iterable[Outgoing]], None],
 ) -> Conversations:
     """Load and validate the flows (FlowError names file, state and language) and wire up."""
     flows = load_flows(flows_dir(settings), ACTIONS, constants(settings))
-    # The SMS the gateway writes on its own are measured with this install's values too.
-    load_texts(catalogue.SHIPPED, constants(settings))
     for needed in (USSD_FLOW, SMS_FLOW):
         if needed not in flows:
             raise FlowError(f"no flow named {needed!r} in {flows_dir(settings)}")
     problems = check_keywords(flows[SMS_FLOW])
     if problems:
         raise FlowError("invalid SMS keywords:\n" + "\n".join(f"  {p}" for p in problems))
-    ttl = settings.ussd_session_ttl_seconds
-    store: SessionStore = (
-        RedisSessions(redis, ttl_seconds=ttl)
-        if redis is not None
-        else DatabaseSessions(db, ttl_seconds=ttl)
-    )
     lockout = Lockout(
-        redis=redis,
+        backplane=backplane,
         failures=settings.lookup_lockout_failures,
         seconds=settings.lookup_lockout_seconds,
     )
     return Conversations(
         engine=Engine(flows, ACTIONS, constants(settings)),
         keywords=Keywords.from_flow(flows[SMS_FLOW]),
-        sessions=store,
+        sessions=UssdSessions(backplane, ttl_seconds=settings.ussd_session_ttl_seconds),
         lockout=lockout,
         db=db,
         settings=settings,
-        actions_engine=_actions_engine(db),
         send_committed=send_committed,
     )
-
-
-def _actions_engine(db: Database) -> SaEngine:
-    """The engine actions use: on PostgreSQL, autocommit and no ping on each checkout.
-
-    Actions run single statements, so BEGIN/COMMIT would only add round trips; and a hop
-    is answered within milliseconds, so the ping before every query is most of its cost.
-    After a database restart one hop gets the apology screen while the pool reconnects.
-    """
-    if db.dialect != "postgresql":
-        return db.engine
-    engine = create_engine(
-        db.engine.url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10
-    )
-    # Lives and dies with the gateway's engine; a forked child must not share its sockets.
-    event.listen(db.engine, "engine_disposed", lambda _: engine.dispose())
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-    return engine
 
 
 # USSD -------------------------------------------------------------------------------------
@@ -248,9 +228,7 @@ def _record(hop: UssdHop, state: dict[str, Any], reply: Reply, *, hops: int) -> 
 
 def _save(conv: Conversations, hop: UssdHop, record: dict[str, Any]) -> None:
     try:
-        conv.sessions.save(
-            hop.session_id, record, phone=hop.phone, service_code=hop.service_code, now=conv.clock()
-        )
+        conv.sessions.save(hop.session_id, record, now=conv.clock())
     except Exception:
         # The reply is still right for this hop; the next one starts over.
         log.exception("USSD session %s could not be saved", hop.session_id)

@@ -34,6 +34,7 @@ from paygo.models import (
     Token,
     row_id,
 )
+from paygo.texts.catalogue import Catalogue
 from paygo.texts.receipts import render_receipt
 from paygo.tokens.codec import TokenKind
 from paygo.tokens.issue import issue_token
@@ -57,6 +58,7 @@ def credit_payment(
     *,
     session: Session,
     keys: KeyBox,
+    texts: Catalogue,
     payment: Payment,
     account_id: int,
     rule: str,
@@ -68,7 +70,8 @@ def credit_payment(
 
     `payment` is locked by the caller (reconcile's claim, `lock_payment`, or inserted in
     this transaction). Running it again for a payment changes nothing and returns what
-    was done. With `claim` the receipt is written already claimed for the caller to send.
+    was done. The receipt is worded from `texts`; with `claim` it is written already
+    claimed for the caller to send.
     """
     if payment.status == PaymentStatus.CREDITED:
         return _previous_result(session, payment)
@@ -79,7 +82,7 @@ def credit_payment(
         )
     held = hold_account(session=session, account_id=account_id)
     remainder_before = held.account.remainder
-    result = _credit(session, keys, payment, held, rule, now, actor, claim)
+    result = _credit(session, keys, texts, payment, held, rule, now, actor, claim)
     q = result.quote
     audit.record(
         session=session,
@@ -104,6 +107,7 @@ def credit_payment(
 def _credit(
     session: Session,
     keys: KeyBox,
+    texts: Catalogue,
     payment: Payment,
     held: Held,
     rule: str,
@@ -143,6 +147,7 @@ def _credit(
         quote=q,
         tokens=tokens,
         timezone=customer.timezone,
+        texts=texts,
     )
     receipt = queue_message(
         session=session,

@@ -30,6 +30,7 @@ from paygo.models import (
     Token,
     row_id,
 )
+from paygo.texts.catalogue import Catalogue
 from paygo.texts.receipts import render_token_notice
 from paygo.tokens.codec import TokenKind
 from paygo.tokens.issue import issue_token, lock_device
@@ -52,6 +53,7 @@ def operator_token(
     *,
     session: Session,
     keys: KeyBox,
+    texts: Catalogue,
     held: Held,
     kind: TokenKind,
     reason: str,
@@ -94,7 +96,7 @@ def operator_token(
         days=steps / device.time_divider,
         counts=[t.count for t in tokens],
     )
-    notice = _notify(session, account, tokens)
+    notice = _notify(session, account, tokens, texts)
     session.flush()
     return Issued(tokens=tokens, outgoing=(outgoing(notice),) if notice else ())
 
@@ -157,11 +159,13 @@ def _adjust_account(
     account.updated_at = device.updated_at = now
 
 
-def _notify(session: Session, account: Account, tokens: list[Token]) -> OutboundMessage | None:
+def _notify(
+    session: Session, account: Account, tokens: list[Token], texts: Catalogue
+) -> OutboundMessage | None:
     customer = session.get(Customer, account.customer_id)
     assert customer is not None
     text = render_token_notice(
-        language=customer.language, account_number=account.number, tokens=tokens
+        language=customer.language, account_number=account.number, tokens=tokens, texts=texts
     )
     return queue_message(
         session=session,

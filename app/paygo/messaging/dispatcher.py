@@ -47,13 +47,13 @@ import random
 import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, text, update
 from sqlmodel import Session, col, select
 
 from paygo.errors import ProviderError
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.messaging import quiet
 from paygo.messaging.outbox import Claim
 from paygo.messaging.providers import (
@@ -64,7 +64,9 @@ from paygo.messaging.providers import (
     StatusReport,
 )
 from paygo.models import Account, Customer, MessageStatus, OutboundMessage, utcnow
-from paygo.settings import Settings
+
+if TYPE_CHECKING:  # settings reads the provider registry in this package
+    from paygo.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +93,6 @@ class Outcome:
     message_id: int
     attempt: int = 0
     at: datetime | None = None
-
-
-def providers(gateway: Gateway) -> Providers:
-    """The gateway's providers, built once."""
-    found = gateway.services.get("sms_providers")
-    if not isinstance(found, Providers):
-        found = gateway.services["sms_providers"] = Providers(gateway.settings)
-    return found
 
 
 def retry_delay(settings: Settings, attempt: int) -> timedelta:
@@ -136,8 +130,9 @@ class ClaimOnWrite:
     reconciled like any other.
     """
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
+    def __init__(self, *, sms: Providers, settings: Settings) -> None:
+        self.sms = sms
+        self.settings = settings
 
     def __call__(self, message: OutboundMessage) -> bool:
         """Mark a new row claimed (attempt 1); False leaves it to the dispatcher as usual:
@@ -146,15 +141,14 @@ class ClaimOnWrite:
         if message.kind in QUIET_KINDS:
             return False
         try:
-            table = providers(self.gateway)
-            name = table.route(message.recipient)
-            provider = table.get(name)
+            name = self.sms.route(message.recipient)
+            provider = self.sms.get(name)
         except Exception:
             log.exception("SMS provider unavailable: message to %s left queued", message.recipient)
             return False
         now = utcnow()  # the lease runs from now, not from when the transaction began
         message.status, message.attempts, message.provider = MessageStatus.SENDING, 1, name
-        message.next_attempt_at = _lease(self.gateway.settings, provider, 1, now)
+        message.next_attempt_at = _lease(self.settings, provider, 1, now)
         message.updated_at = now
         return True
 
@@ -172,7 +166,7 @@ def _lease(settings: Settings, provider: SmsProvider, attempt: int, now: datetim
 def send_claim(gateway: Gateway, claim: Claim) -> Outcome:
     """Call the provider for a claimed attempt and record what it said."""
     message_id = claim.message_id
-    provider = providers(gateway).get(claim.provider)
+    provider = gateway.sms.get(claim.provider)
     try:
         accepted = provider.send(
             message_id=claim.message_id, recipient=claim.recipient, body=claim.body
@@ -207,9 +201,9 @@ def _claim(gateway: Gateway, message_id: int, now: datetime) -> Claim | Outcome:
                 message.next_attempt_at, message.updated_at = allowed, now
                 session.add(message)
                 return Outcome("deferred", message_id, message.attempts + 1, allowed)
-        name = providers(gateway).route(message.recipient)
+        name = gateway.sms.route(message.recipient)
         attempt = message.attempts + 1
-        lease = _lease(settings, providers(gateway).get(name), attempt, now)
+        lease = _lease(settings, gateway.sms.get(name), attempt, now)
         won = session.exec(
             update(OutboundMessage)
             .where(col(OutboundMessage.id) == message_id)
@@ -363,12 +357,12 @@ def reconcile(gateway: Gateway, message_id: int, *, now: datetime | None = None)
         claim = Claim(
             message_id,
             message.attempts,
-            message.provider or providers(gateway).route(message.recipient),
+            message.provider or gateway.sms.route(message.recipient),
             message.recipient,
             message.body,
         )
         since = message.created_at
-    provider = providers(gateway).get(claim.provider)
+    provider = gateway.sms.get(claim.provider)
     try:
         found = provider.lookup(
             message_id=message_id, recipient=claim.recipient, body=claim.body, since=since

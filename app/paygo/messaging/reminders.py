@@ -10,10 +10,11 @@ from __future__ import annotations
 import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, func, select
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.messaging import quiet
 from paygo.messaging.outbox import queue_message
 from paygo.messaging.sending import send_committed
@@ -26,9 +27,11 @@ from paygo.models import (
     row_id,
     utcnow,
 )
-from paygo.settings import Settings
-from paygo.texts import catalogue
+from paygo.texts.catalogue import Catalogue
 from paygo.texts.reminders import render as render_reminder
+
+if TYPE_CHECKING:  # settings reads the provider registry in this package
+    from paygo.settings import Settings
 
 KIND = "reminder"
 #: "Out of light" goes out on these days after the credit ended: (day, until day).
@@ -46,7 +49,7 @@ class Reminder:
     not_before: datetime
 
 
-def due(*, session: Session, now: datetime, settings: Settings) -> list[Reminder]:
+def due(*, session: Session, now: datetime, settings: Settings, texts: Catalogue) -> list[Reminder]:
     """The reminders active accounts are due now."""
     days_before = session.exec(select(func.max(PaymentPlan.reminder_days_before))).one() or 0
     rows = session.exec(
@@ -60,7 +63,7 @@ def due(*, session: Session, now: datetime, settings: Settings) -> list[Reminder
         .order_by(col(Account.id))
     )
     found = (
-        _reminder(session, account, customer, plan, now, settings)
+        _reminder(session, account, customer, plan, now, settings, texts)
         for account, customer, plan in rows
     )
     return [r for r in found if r is not None]
@@ -73,6 +76,7 @@ def _reminder(
     plan: PaymentPlan,
     now: datetime,
     settings: Settings,
+    texts: Catalogue,
 ) -> Reminder | None:
     assert account.id is not None and account.credit_until is not None
     tz = quiet.zone(customer.timezone, settings.default_timezone)
@@ -86,11 +90,11 @@ def _reminder(
         if step is None:
             return None
         kind, key = "out_of_light", f"reminder:{account.id}:off:{expiry.isoformat()}:{step}"
-    texts = catalogue.shipped()
     lang = texts.language(customer.language, settings.default_language)
     body = render_reminder(
         kind,
         lang,
+        texts=texts,
         max_parts=settings.sms_max_parts,
         distributor=settings.distributor_name,
         paybill=settings.paybill_number,
@@ -124,15 +128,15 @@ def write_due(gateway: Gateway, *, now: datetime | None = None) -> list[int]:
     """Write the reminders due now and send them; returns the ids written this time."""
     now = now or utcnow()
     with gateway.db.transaction() as session:
-        written = write(session=session, settings=gateway.settings, now=now)
+        written = write(session=session, settings=gateway.settings, texts=gateway.texts, now=now)
     send_committed(gateway, written)
     return written
 
 
-def write(*, session: Session, settings: Settings, now: datetime) -> list[int]:
+def write(*, session: Session, settings: Settings, texts: Catalogue, now: datetime) -> list[int]:
     """Write the reminders due now to the outbox; returns the ids of the rows written."""
     written: list[int] = []
-    for reminder in due(session=session, now=now, settings=settings):
+    for reminder in due(session=session, now=now, settings=settings, texts=texts):
         message = queue_message(
             session=session,
             recipient=reminder.recipient,

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
-from paygo.extensions import Gateway
+from paygo.gateway import Gateway
 from paygo.messaging import dispatcher
 from paygo.messaging.providers import StatusReport
 from paygo.models import MessageStatus, OutboundMessage, utcnow
@@ -54,7 +54,7 @@ def chase(gateway: Gateway, *, now: datetime | None = None, limit: int = 1000) -
         report = None
         if provider_name and provider_id:
             try:
-                report = dispatcher.providers(gateway).get(provider_name).fetch_status(provider_id)
+                report = gateway.sms.get(provider_name).fetch_status(provider_id)
             except Exception as exc:  # one provider's outage must not stop the others
                 log.warning("fetching status of message %s failed: %s", message_id, exc)
                 counts["errors"] += 1

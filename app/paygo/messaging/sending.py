@@ -11,8 +11,10 @@ operator's retry) commits first, then hands what it wrote to `send_committed`:
 
 Whatever comes next (a retry at its backoff time, the reconciliation of an unknown
 outcome, a send deferred by quiet hours) is scheduled by `follow_up`. Nothing is sent
-from a hook: a message whose writer died before sending is found by the outbox sweep
-(`paygo.messaging.jobs.sweep`).
+from a hook: a message whose writer died before sending is found by `sweep`, the
+outbox's backstop, which paygo.schedule runs every SMS_SWEEP_INTERVAL_SECONDS: it
+re-enqueues (or, without Redis, sends) every queued message that is due and reconciles
+every `sending` row whose lease ran out, so a flushed or restarted Redis loses nothing.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from paygo import faults
-from paygo.extensions import Gateway, current_gateway
-from paygo.messaging import dispatcher
+from paygo.errors import Unavailable
+from paygo.gateway import Gateway, current_gateway
+from paygo.messaging import dispatcher, outbox
 from paygo.messaging.dispatcher import Outcome
 from paygo.messaging.outbox import Claim, Outgoing
 from paygo.models import utcnow
 
 log = logging.getLogger(__name__)
+
+#: Outcomes that mean the provider is in trouble: an inline sweep stops its pass there.
+TROUBLE = frozenset({"retry", "unknown"})
 
 
 def send_committed(gateway: Gateway, outgoing: Iterable[Outgoing]) -> None:
@@ -45,7 +49,7 @@ def send_committed(gateway: Gateway, outgoing: Iterable[Outgoing]) -> None:
             if isinstance(item, Claim):
                 faults.point("claimed_unsent")
                 follow_up(gateway, dispatcher.send_claim(gateway, item))
-            elif gateway.jobs.inline:
+            elif gateway.backplane.inline:
                 run_send(gateway, item)
             else:
                 enqueue(gateway, send_message_job, item, job_id=send_job_id(item, 1))
@@ -74,29 +78,29 @@ def reconcile_message_job(message_id: int) -> str:
     return run_reconcile(current_gateway(), message_id).action
 
 
-def run_send(gateway: Gateway, message_id: int) -> Outcome:
+def run_send(gateway: Gateway, message_id: int, *, now: datetime | None = None) -> Outcome:
     """Deliver one message and schedule whatever comes next."""
-    outcome = dispatcher.deliver(gateway, message_id)
-    follow_up(gateway, outcome)
+    outcome = dispatcher.deliver(gateway, message_id, now=now)
+    follow_up(gateway, outcome, now=now)
     return outcome
 
 
-def run_reconcile(gateway: Gateway, message_id: int) -> Outcome:
+def run_reconcile(gateway: Gateway, message_id: int, *, now: datetime | None = None) -> Outcome:
     """Reconcile one message and schedule whatever comes next."""
-    outcome = dispatcher.reconcile(gateway, message_id)
-    follow_up(gateway, outcome)
+    outcome = dispatcher.reconcile(gateway, message_id, now=now)
+    follow_up(gateway, outcome, now=now)
     return outcome
 
 
-def follow_up(gateway: Gateway, outcome: Outcome) -> None:
+def follow_up(gateway: Gateway, outcome: Outcome, *, now: datetime | None = None) -> None:
     """Schedule a message's next step: a retry, a reconciliation or a deferred send."""
     if outcome.at is None or outcome.action not in {"retry", "unknown", "deferred"}:
         return
-    now = utcnow()
-    if gateway.jobs.inline:
+    now = now or utcnow()
+    if gateway.backplane.inline:
         # Without Redis an immediate resend runs now; later steps wait for the sweep.
         if outcome.action == "retry" and outcome.at <= now:
-            run_send(gateway, outcome.message_id)
+            run_send(gateway, outcome.message_id, now=now)
         return
     delay = outcome.at - now
     if outcome.action == "unknown":
@@ -128,8 +132,41 @@ def enqueue(
 ) -> bool:
     """Queue one messaging job; False (logged) when Redis is away: the sweep catches up."""
     try:
-        gateway.jobs.enqueue(func, message_id, job_id=job_id, delay=delay)
+        gateway.backplane.enqueue(func, message_id, job_id=job_id, delay=delay)
         return True
-    except RedisError as exc:
+    except Unavailable as exc:
         log.warning("could not enqueue %s (%s); the sweep will pick it up", job_id, exc)
         return False
+
+
+def sweep(gateway: Gateway, *, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Enqueue (or, inline, send) every due message; reconcile expired `sending` rows."""
+    now = now or utcnow()
+    with gateway.db.session() as session:
+        expired = outbox.expired_sending(session=session, now=now, limit=limit)
+        due = outbox.due(session=session, now=now, limit=limit)
+    counts = {"reconciling": len(expired), "due": len(due)}
+    if gateway.backplane.inline:
+        _inline_pass(gateway, run_reconcile, [i for i, _ in expired], now)
+        _inline_pass(gateway, run_send, [i for i, _ in due], now)
+        return counts
+    for message_id, attempts in expired:
+        job = reconcile_job_id(message_id, attempts)
+        enqueue(gateway, reconcile_message_job, message_id, job_id=job)
+    for message_id, attempts in due:
+        enqueue(gateway, send_message_job, message_id, job_id=send_job_id(message_id, attempts + 1))
+    return counts
+
+
+def _inline_pass(
+    gateway: Gateway, step: Callable[..., Outcome], message_ids: list[int], now: datetime
+) -> None:
+    for message_id in message_ids:
+        try:
+            outcome = step(gateway, message_id, now=now)
+        except Exception:
+            log.exception("messaging step for message %s failed", message_id)
+            return
+        if outcome.action in TROUBLE:
+            # The provider is likely down: each further try would wait out its timeout.
+            return

@@ -8,23 +8,21 @@ is answered with the codes it has not applied yet.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from redis import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from paygo import audit
+from paygo.backplane import Backplane
 from paygo.crypto import KeyBox
 from paygo.db import Database
-from paygo.errors import InvalidInput, NotFound
+from paygo.errors import InvalidInput, NotFound, Unavailable
 from paygo.metrics import formats, protocol, store
 from paygo.metrics.formats import DataFormat
 from paygo.metrics.protocol import DeviceRequest, Refused, Replayed
@@ -166,44 +164,48 @@ def _answer(
 
 
 class RefusalGate:
-    """Lets one audit line per key through per window: in Redis when there is one, else here.
+    """Lets one audit line per key through per window, kept on the backplane (Redis, else the
+    database), so every web worker shares the window.
 
     A box with a wrong key, or someone replaying its requests, must not fill the audit log.
     """
 
-    def __init__(self, redis: Redis | None, window_seconds: int = AUDIT_WINDOW_SECONDS) -> None:
-        self.redis, self.window = redis, window_seconds
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
+    def __init__(self, backplane: Backplane, window_seconds: int = AUDIT_WINDOW_SECONDS) -> None:
+        self.backplane, self.window = backplane, timedelta(seconds=window_seconds)
 
-    def allow(self, key: str) -> bool:
+    def allow(self, key: str, *, now: datetime) -> bool:
         """Whether a line for `key` may be written now."""
-        if self.redis is not None:
-            try:
-                return bool(
-                    self.redis.set(f"paygo:metrics:refused:{key}", 1, nx=True, ex=self.window)
-                )
-            except RedisError:
-                log.warning("refusal not audited: Redis does not answer")
-                return False
-        now = time.monotonic()
-        with self._lock:
-            if len(self._until) > 10_000:
-                self._until = {k: t for k, t in self._until.items() if t > now}
-            if self._until.get(key, 0.0) > now:
-                return False
-            self._until[key] = now + self.window
-            return True
+        try:
+            return self.backplane.put_if_absent(
+                f"metrics:refused:{key}", "1", ttl=self.window, now=now
+            )
+        except Unavailable:
+            log.warning("refusal not audited: the backplane does not answer")
+            return False
+
+
+@dataclass
+class MetricsServer:
+    """What the Metrics endpoints keep between requests: the data formats read, and the
+    gate that keeps refusals from filling the audit log."""
+
+    formats: FormatCache
+    refusals: RefusalGate
 
 
 def audit_refusal(
-    *, db: Database, gate: RefusalGate, error: Refused | Replayed, remote_addr: str | None
+    *,
+    db: Database,
+    gate: RefusalGate,
+    error: Refused | Replayed,
+    remote_addr: str | None,
+    now: datetime,
 ) -> bool:
     """Write an audit line for a refused request, at most one a window; True if written."""
     serial = error.serial
     kind = error.reason if isinstance(error, Refused) else "replayed"
     who = remote_addr if kind == "unknown serial" or serial is None else serial
-    if not gate.allow(f"{kind}:{who}"):
+    if not gate.allow(f"{kind}:{who}", now=now):
         return False
     try:
         with db.transaction() as session:

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
-from paygo.extensions import Gateway, current_gateway
+from paygo.gateway import current_gateway
 from paygo.metrics import access, service
 from paygo.metrics.protocol import Refused, Replayed
 from paygo.models import utcnow
@@ -36,11 +36,19 @@ def post_device_data() -> ResponseReturnValue:
     body = _body(MAX_DEVICE_REQUEST)
     try:
         answer = service.receive_device_data(
-            db=gateway.db, keys=gateway.keys, body=body, now=utcnow(), formats=_formats(gateway)
+            db=gateway.db,
+            keys=gateway.keys,
+            body=body,
+            now=utcnow(),
+            formats=gateway.metrics.formats,
         )
     except (Refused, Replayed) as exc:
         service.audit_refusal(
-            db=gateway.db, gate=_gate(gateway), error=exc, remote_addr=request.remote_addr
+            db=gateway.db,
+            gate=gateway.metrics.refusals,
+            error=exc,
+            remote_addr=request.remote_addr,
+            now=utcnow(),
         )
         raise
     except SQLAlchemyError:
@@ -87,22 +95,6 @@ def _body(limit: int) -> bytes:
         abort(415, description="send JSON (content-type: application/json)")
     request.max_content_length = limit
     return request.get_data(cache=False)
-
-
-def _gate(gateway: Gateway) -> service.RefusalGate:
-    gate = gateway.services.get("metrics.refusals")
-    if gate is None:
-        gate = gateway.services["metrics.refusals"] = service.RefusalGate(gateway.redis)
-    assert isinstance(gate, service.RefusalGate)
-    return gate
-
-
-def _formats(gateway: Gateway) -> service.FormatCache:
-    cache = gateway.services.get("metrics.formats")
-    if cache is None:
-        cache = gateway.services["metrics.formats"] = service.FormatCache()
-    assert isinstance(cache, service.FormatCache)
-    return cache
 
 
 def _compact(body: dict[str, Any], status: int = 200) -> Response:

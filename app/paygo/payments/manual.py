@@ -15,6 +15,7 @@ from paygo.errors import Conflict, InvalidInput
 from paygo.ledger.crediting import CreditResult, credit_payment
 from paygo.models import Account, Payment, PaymentPlan, row_id
 from paygo.payments.reconcile import lock_payment
+from paygo.texts.catalogue import Catalogue
 
 #: Longest receipt number kept as a manual payment's reference (the provider id column).
 MAX_REFERENCE = 80
@@ -24,6 +25,7 @@ def record_manual_payment(
     *,
     session: Session,
     keys: KeyBox,
+    texts: Catalogue,
     account: Account,
     amount: int,
     actor: str,
@@ -48,6 +50,7 @@ def record_manual_payment(
     return credit_payment(
         session=session,
         keys=keys,
+        texts=texts,
         payment=payment,
         account_id=row_id(account.id),
         rule="manual",

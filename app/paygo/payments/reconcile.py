@@ -25,6 +25,7 @@ from paygo.ledger.crediting import credit_payment
 from paygo.messaging.outbox import Claimer, Outgoing
 from paygo.models import Account, OutboundMessage, Payment, PaymentStatus, row_id
 from paygo.payments.matching import NoMatch, match_payment
+from paygo.texts.catalogue import Catalogue
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ def reconcile_payment(
     *,
     session: Session,
     keys: KeyBox,
+    texts: Catalogue,
     payment: Payment,
     now: datetime,
     default_country: str,
@@ -79,6 +81,7 @@ def reconcile_payment(
         result = credit_payment(
             session=session,
             keys=keys,
+            texts=texts,
             payment=payment,
             account_id=row_id(found.account.id),
             rule=found.rule,
@@ -112,6 +115,7 @@ def assign_payment(
     *,
     session: Session,
     keys: KeyBox,
+    texts: Catalogue,
     payment_id: int,
     account_number: str,
     actor: str,
@@ -134,6 +138,7 @@ def assign_payment(
     result = credit_payment(
         session=session,
         keys=keys,
+        texts=texts,
         payment=payment,
         account_id=row_id(account.id),
         rule="operator",

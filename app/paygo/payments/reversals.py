@@ -31,6 +31,7 @@ from paygo.models import (
     Token,
 )
 from paygo.payments.reconcile import lock_payment
+from paygo.texts.catalogue import Catalogue
 from paygo.tokens.codec import TokenKind
 
 
@@ -47,7 +48,14 @@ class Reversal:
 
 
 def reverse_payment(
-    *, session: Session, keys: KeyBox, payment_id: int, reason: str, actor: str, now: datetime
+    *,
+    session: Session,
+    keys: KeyBox,
+    texts: Catalogue,
+    payment_id: int,
+    reason: str,
+    actor: str,
+    now: datetime,
 ) -> Reversal:
     """Take a credited payment back off its account; audited with who and why."""
     if not reason.strip():
@@ -83,6 +91,7 @@ def reverse_payment(
         reset = operator_token(
             session=session,
             keys=keys,
+            texts=texts,
             held=held,
             kind=TokenKind.SET_TIME,
             actor=actor,

@@ -1,7 +1,8 @@
 """Payment jobs: drain the payments waiting to be reconciled; sweep up any left behind.
 
 An acknowledged payment is committed as `received`; the ack then makes sure a drain job
-is queued (`wake_drain`: one Redis SET when a drain is already queued). A drain claims
+is queued (`wake_drain`: one set-if-absent on the backplane when a drain is already
+queued). A drain claims
 the oldest waiting payment nobody else holds (`FOR UPDATE SKIP LOCKED`), reconciles it
 in that transaction, sends its receipt once that commits, and takes the next, until none
 is left or its time is up. Each worker runs its own drain under load, so payments cost no
@@ -21,15 +22,12 @@ import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
-from rq import Queue, Retry
 from sqlmodel import Session
 
 from paygo import faults
-from paygo.extensions import Gateway, current_gateway
-from paygo.jobs import BACKOFF_SECONDS
+from paygo.gateway import Gateway, current_gateway
 from paygo.messaging.dispatcher import ClaimOnWrite
 from paygo.messaging.sending import send_committed
 from paygo.models import Payment, PaymentStatus, row_id, utcnow
@@ -51,17 +49,18 @@ log = logging.getLogger(__name__)
 #: A payment still `received` this long after it arrived has lost its job.
 STALE_AFTER = timedelta(minutes=2)
 RETRIES = 3
-#: While a drain is queued and yet to start, acks find this key set and queue nothing.
-#: Short, so a process that set it and died before queuing the drain delays nobody long.
-DRAIN_FLAG_TTL = 10
+#: While a drain is queued and yet to start, acks find this backplane key set and queue
+#: nothing. Short, so a process that set it and died before queuing the drain delays
+#: nobody long.
+DRAIN_FLAG, DRAIN_FLAG_TTL = "payments-drain-queued", timedelta(seconds=10)
+#: The backplane's scored set of payments drains leave alone, scored by until when.
+HELD_BACK = "payments-held-back"
 #: A drain that saw a waiting payment locked by someone else looks again after this.
 RECHECK_AFTER = timedelta(seconds=5)
 #: A drain hands its worker back after this long, so other jobs are not kept waiting.
 DRAIN_SECONDS = 20.0
 #: How long drains leave a payment alone after it failed unexpectedly in one.
 HOLD_BACK = timedelta(minutes=10)
-#: How long rq keeps a finished job, and a failed one (as JobQueue.enqueue does).
-RESULT_TTL, FAILURE_TTL = 3600, 7 * 86400
 
 
 def job_id(payment_id: int) -> str:
@@ -107,10 +106,11 @@ def _reconcile(
             outcome = reconcile_payment(
                 session=session,
                 keys=gateway.keys,
+                texts=gateway.texts,
                 payment=payment,
                 now=utcnow(),
                 default_country=gateway.settings.default_country,
-                claim=ClaimOnWrite(gateway),
+                claim=ClaimOnWrite(sms=gateway.sms, settings=gateway.settings),
             )
     except NotCreditable as exc:
         # Whatever crediting had begun is rolled back with its transaction.
@@ -128,7 +128,7 @@ def _reconcile(
 
 def payment_stored(gateway: Gateway, payment_id: int) -> None:
     """A payment waiting to be reconciled was committed: see that it will be."""
-    if gateway.jobs.inline:
+    if gateway.backplane.inline:
         enqueue_payment(gateway, payment_id)  # runs it now, in this process
     else:
         wake_drain(gateway, reason=payment_id)
@@ -141,24 +141,20 @@ def wake_drain(gateway: Gateway, *, reason: int | str) -> None:
     payment is committed before its ack tests the flag. So either this call sets the
     flag and queues a drain, or a queued drain has not yet started and will see it.
     """
-    queue, redis = gateway.jobs.queue, gateway.redis
-    if queue is None or redis is None:
-        return
-    flag = _drain_flag(queue)
+    backplane = gateway.backplane
     try:
-        if redis.set(flag, str(reason), nx=True, ex=DRAIN_FLAG_TTL):
-            _enqueue_drain(queue, reason)
+        if backplane.put_if_absent(DRAIN_FLAG, str(reason), ttl=DRAIN_FLAG_TTL, now=utcnow()):
+            _enqueue_drain(gateway, reason)
     except Exception:  # noqa: BLE001 - the payments are stored; the sweep finds them
         log.exception("could not queue a payment drain")
         with suppress(Exception):
-            redis.delete(flag)  # the next payment tries again
+            backplane.delete(DRAIN_FLAG)  # the next payment tries again
 
 
 def drain_payments() -> int:
     """rq job: reconcile waiting payments until none is left; returns how many."""
     gateway = current_gateway()
-    if gateway.jobs.queue is not None and gateway.redis is not None:
-        gateway.redis.delete(_drain_flag(gateway.jobs.queue))  # later payments wake anew
+    gateway.backplane.delete(DRAIN_FLAG)  # later payments wake anew
     done, more = drain(gateway, seconds=DRAIN_SECONDS)
     if more:  # time is up with payments still waiting: queue behind the other jobs
         wake_drain(gateway, reason=f"{done}-more-{uuid.uuid4().hex[:8]}")
@@ -168,8 +164,8 @@ def drain_payments() -> int:
 def drain(gateway: Gateway, *, seconds: float) -> tuple[int, bool]:
     """Reconcile waiting payments for up to `seconds`: (how many, whether some remain).
 
-    A payment that fails unexpectedly is held back from drains for HOLD_BACK (in Redis)
-    and given its own retried job, so it cannot stall the others.
+    A payment that fails unexpectedly is held back from drains for HOLD_BACK (on the
+    backplane) and given its own retried job, so it cannot stall the others.
     """
     deadline = time.monotonic() + seconds
     held_back = _held_back(gateway)
@@ -203,74 +199,57 @@ def _recheck_if_held_elsewhere(gateway: Gateway, held_back: set[int]) -> None:
     """A payment is waiting that someone else (another drain, an operator assigning it)
     had locked when we looked: if they let it go uncredited no ack will wake a drain for
     it, so one looks again shortly."""
-    queue = gateway.jobs.queue
-    if queue is None:
-        return
+    if gateway.backplane.inline:
+        return  # no queue: nothing runs later on its own (the payment sweep will)
     with gateway.db.session() as session:
         if not any_waiting(session=session, skip=held_back):
             return
-    _enqueue_drain(queue, f"recheck-{uuid.uuid4().hex[:8]}", delay=RECHECK_AFTER)
+    _enqueue_drain(gateway, f"recheck-{uuid.uuid4().hex[:8]}", delay=RECHECK_AFTER)
 
 
-def _drain_flag(queue: Queue) -> str:
-    return f"paygo:{queue.name}:payments-drain-queued"
-
-
-def _held_back_key(queue: Queue) -> str:
-    return f"paygo:{queue.name}:payments-held-back"
-
-
-def _enqueue_drain(queue: Queue, reason: int | str, *, delay: timedelta | None = None) -> None:
-    options: dict[str, Any] = {
-        "job_id": f"drain-payments-{reason}",
-        "result_ttl": RESULT_TTL,
-        "failure_ttl": FAILURE_TTL,
-        "retry": Retry(max=RETRIES, interval=list(BACKOFF_SECONDS[:RETRIES])),
-    }
-    if delay is not None:
-        queue.enqueue_in(delay, drain_payments, **options)
-        return
-    with queue.connection.pipeline() as pipe:
-        queue.enqueue(drain_payments, pipeline=pipe, **options)
-        pipe.execute()
+def _enqueue_drain(gateway: Gateway, reason: int | str, *, delay: timedelta | None = None) -> None:
+    gateway.backplane.enqueue(
+        drain_payments, job_id=f"drain-payments-{reason}", retries=RETRIES, delay=delay, fresh=True
+    )
 
 
 def _held_back(gateway: Gateway) -> set[int]:
     """Payments drains leave alone for now (each failed a drain less than HOLD_BACK ago)."""
-    if gateway.jobs.queue is None or gateway.redis is None:
-        return set()
-    key = _held_back_key(gateway.jobs.queue)
-    with gateway.redis.pipeline() as pipe:
-        pipe.zremrangebyscore(key, "-inf", time.time())
-        pipe.zrange(key, 0, -1)
-        _, members = pipe.execute()
-    return {int(m) for m in members}
+    now = utcnow()
+    held = gateway.backplane.scored(HELD_BACK, above=now.timestamp(), now=now)
+    return {int(member) for member, _ in held}
 
 
 def _hold_back(gateway: Gateway, payment_id: int) -> None:
-    if gateway.jobs.queue is None or gateway.redis is None:
-        return
+    now = utcnow()
     with suppress(Exception):
-        gateway.redis.zadd(
-            _held_back_key(gateway.jobs.queue),
-            {str(payment_id): time.time() + HOLD_BACK.total_seconds()},
+        gateway.backplane.add_scored(
+            HELD_BACK,
+            str(payment_id),
+            (now + HOLD_BACK).timestamp(),
+            drop_below=now.timestamp(),
+            ttl=HOLD_BACK,
+            now=now,
         )
 
 
 def enqueue_payment(gateway: Gateway, payment_id: int) -> None:
     """Queue a payment's reconciliation; if the queue is down the sweep will find it."""
     try:
-        gateway.jobs.enqueue(
+        gateway.backplane.enqueue(
             process_payment, payment_id, job_id=job_id(payment_id), retries=RETRIES
         )
     except Exception:  # noqa: BLE001 - the payment is stored; sweep_payments re-enqueues it
         log.exception("could not enqueue %s", job_id(payment_id))
 
 
-def sweep_payments(gateway: Gateway, *, stale_after: timedelta = STALE_AFTER) -> int:
+def sweep_payments(
+    gateway: Gateway, *, now: datetime | None = None, stale_after: timedelta = STALE_AFTER
+) -> int:
     """Re-enqueue payments stored but never reconciled; returns how many."""
+    received_before = (now or utcnow()) - stale_after
     with gateway.db.session() as session:
-        ids = waiting_payment_ids(session=session, received_before=utcnow() - stale_after)
+        ids = waiting_payment_ids(session=session, received_before=received_before)
     for payment_id in ids:
         enqueue_payment(gateway, payment_id)
     return len(ids)
@@ -313,8 +292,3 @@ def import_statement(gateway: Gateway, text: str) -> StatementReport:
         skipped=parsed.skipped,
         unmatched_ids=unmatched,
     )
-
-
-def sweep_payments_job() -> int:
-    """rq job: re-enqueue payments whose processing job was lost."""
-    return sweep_payments(current_gateway())

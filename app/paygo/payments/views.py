@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from paygo import faults
 from paygo.crypto import same
 from paygo.errors import GatewayError
-from paygo.extensions import current_gateway
+from paygo.gateway import current_gateway
 from paygo.models import PaymentStatus, utcnow
 from paygo.payments import intake, providers
 from paygo.payments.matching import accepts_reference

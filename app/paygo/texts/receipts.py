@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from paygo.credit import Quote
 from paygo.models import Token
 from paygo.texts import formats, sms
-from paygo.texts.catalogue import Catalogue, shipped
+from paygo.texts.catalogue import Catalogue
 from paygo.texts.placeholders import fill
 
 
@@ -23,10 +23,9 @@ def render_receipt(
     quote: Quote,
     tokens: Sequence[Token],
     timezone: str,
-    texts: Catalogue | None = None,
+    texts: Catalogue,
 ) -> str:
     """The payment receipt: the code(s) to type and what they give."""
-    texts = texts or shipped()
     kind = receipt_kind(quote, tokens)
     refund = bool(quote.overpayment) and kind != "overpaid"
     values = receipt_values(
@@ -84,10 +83,9 @@ def receipt_wordings(
 
 
 def render_token_notice(
-    *, language: str, account_number: str, tokens: Sequence[Token], texts: Catalogue | None = None
+    *, language: str, account_number: str, tokens: Sequence[Token], texts: Catalogue
 ) -> str:
     """The SMS carrying an operator's code(s) to the customer, in the order to type them."""
-    texts = texts or shipped()
     wordings = texts.wordings(
         "token_notice.many" if len(tokens) > 1 else "token_notice.one", language
     )

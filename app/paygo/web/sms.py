@@ -21,10 +21,9 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from paygo.conversations import service
-from paygo.conversations.web import current_conversations
 from paygo.errors import Forbidden, NotFound
-from paygo.extensions import current_gateway
-from paygo.messaging import dispatcher, reports
+from paygo.gateway import current_gateway
+from paygo.messaging import reports
 from paygo.messaging.providers import REGISTRY, Callback, Reply, SmsProvider, StatusReport
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def callback(name: str, rest: str) -> ResponseReturnValue:
 def _provider(name: str) -> SmsProvider:
     if name not in REGISTRY:
         raise NotFound(f"no SMS provider {name[:40]!r}")
-    return dispatcher.providers(current_gateway()).get(name)
+    return current_gateway().sms.get(name)
 
 
 def _route(provider: SmsProvider, rest: str) -> tuple[str | None, str]:
@@ -89,7 +88,7 @@ def _public_url() -> str:
 
 def _inbound(provider: SmsProvider, hook: Callback) -> ResponseReturnValue:
     messages = provider.parse_inbound(hook)
-    conversations = current_conversations()
+    conversations = current_gateway().conversations
     answers = [
         service.answer_sms(
             conversations,

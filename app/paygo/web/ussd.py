@@ -16,9 +16,8 @@ from werkzeug.exceptions import HTTPException
 
 from paygo.conversations import service
 from paygo.conversations.sessions import record_session_end
-from paygo.conversations.web import current_conversations
 from paygo.errors import InvalidInput
-from paygo.extensions import current_gateway
+from paygo.gateway import current_gateway
 from paygo.phones import normalise
 from paygo.web.forms import required_field
 
@@ -35,9 +34,10 @@ STATUSES = ("Success", "Incomplete", "Failed")
 @bp.post("/ussd/africastalking")
 def africastalking() -> ResponseReturnValue:
     """Answer one hop of a session."""
-    conv = current_conversations()
+    gateway = current_gateway()
+    conv = gateway.conversations
     try:
-        hop = _hop(request.form, current_gateway().settings.default_country)
+        hop = _hop(request.form, gateway.settings.default_country)
     except (InvalidInput, HTTPException) as exc:
         log.warning("USSD hop refused: %s", getattr(exc, "message", exc))
         return _plain("END " + conv.sorry(service.USSD_FLOW, None))
@@ -84,7 +84,7 @@ def events() -> ResponseReturnValue:
             hops=_count(form, "hopsCount"),
             duration_ms=_count(form, "durationInMillis"),
             error=form.get("errorMessage") or None,
-            now=gateway.services["conversations"].clock(),
+            now=gateway.conversations.clock(),
         )
         stored = {"session_id": row.session_id, "status": row.status, "hops": row.hops}
     return jsonify(stored=stored)
