@@ -218,14 +218,13 @@ def session(gateway: Gateway) -> Iterator[Session]:
         s.rollback()
 
 
-# -- SMS provider stand-ins: their `slow` answers come after 0.6 s -------------------------
+# -- SMS provider stand-ins: a `slow` answer comes once the client has given up ------------
 
 
 @pytest.fixture
 def at() -> Iterator[FakeAfricasTalking]:
     """Africa's Talking's SMS API on loopback (`at.settings()` points an app at it)."""
     with FakeAfricasTalking() as server:
-        server.slow_seconds = 0.6
         yield server
 
 
@@ -233,7 +232,6 @@ def at() -> Iterator[FakeAfricasTalking]:
 def tw() -> Iterator[FakeTwilio]:
     """Twilio's Messages API on loopback (`tw.settings()` points an app at it)."""
     with FakeTwilio() as server:
-        server.slow_seconds = 0.6
         yield server
 
 
@@ -241,7 +239,6 @@ def tw() -> Iterator[FakeTwilio]:
 def ib() -> Iterator[FakeInfobip]:
     """Infobip's SMS API on loopback (`ib.settings()` points an app at it)."""
     with FakeInfobip() as server:
-        server.slow_seconds = 0.6
         yield server
 
 

@@ -20,9 +20,9 @@ from tests.fakes.at_api import FakeAfricasTalking
 from tests.fakes.twilio_api import FakeTwilio
 from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue, row, sweep_until, write
 
-#: Small timeouts and backoff so faults play out in a fraction of a second.
+#: Short backoff and windows, so faults play out at once (and a timeout where one is provoked).
 FAST: dict[str, Any] = {
-    "sms_timeout_seconds": 0.3,
+    "sms_timeout_seconds": 1.0,
     "sms_retry_base_seconds": 0.01,
     "sms_retry_max_seconds": 0.05,
     "sms_reconcile_after_seconds": 0.3,

@@ -30,7 +30,7 @@ from tests.fakes.infobip_api import CALLBACK_TOKEN, FakeInfobip, status
 from tests.messaging_helpers import KE, TZ, gateway_of, outbox, queue, row, send, sweep_until
 
 FAST: dict[str, Any] = {
-    "sms_timeout_seconds": 0.3,
+    "sms_timeout_seconds": 1.0,
     "sms_retry_base_seconds": 0.01,
     "sms_retry_max_seconds": 0.05,
     "sms_reconcile_after_seconds": 0.3,
@@ -40,7 +40,7 @@ FAST: dict[str, Any] = {
 def _client(ib: FakeInfobip, **overrides: Any) -> Infobip:
     settings = {**ib.settings(), **overrides}
     return Infobip(
-        Settings(sms_timeout_seconds=0.3, public_base_url="https://gw.example.org", **settings)
+        Settings(sms_timeout_seconds=1.0, public_base_url="https://gw.example.org", **settings)
     )
 
 
@@ -332,7 +332,7 @@ def test_an_undeliverable_report_keeps_the_error(
 def test_a_report_for_a_send_whose_answer_was_lost_finds_our_message_by_its_id(
     make_app: Callable[..., Flask], ib: FakeInfobip
 ) -> None:
-    app = make_app(**ib.settings(), sms_timeout_seconds=0.3, sms_reconcile_after_seconds=60)
+    app = make_app(**ib.settings(), sms_timeout_seconds=1.0, sms_reconcile_after_seconds=60)
     ib.script(["slow"])
     message = send(app)
     assert message.status == MessageStatus.SENDING and message.provider_message_id is None

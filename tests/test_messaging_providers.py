@@ -21,7 +21,7 @@ from tests.messaging_helpers import KE, TZ
 
 
 def _settings(**values: Any) -> Settings:
-    return Settings(sms_timeout_seconds=0.3, public_base_url="https://gw.example.org", **values)
+    return Settings(sms_timeout_seconds=1.0, public_base_url="https://gw.example.org", **values)
 
 
 def _closed_port() -> int:

@@ -112,8 +112,7 @@ def test_at_huge_report_is_refused_before_it_is_read(client: FlaskClient) -> Non
 def test_at_report_for_a_send_whose_answer_was_lost_records_the_id(
     make_app: Callable[..., Flask], at: FakeAfricasTalking
 ) -> None:
-    app = make_app(**at.settings(), sms_timeout_seconds=0.3, sms_reconcile_after_seconds=60)
-    at.slow_seconds = 0.6
+    app = make_app(**at.settings(), sms_timeout_seconds=1.0, sms_reconcile_after_seconds=60)
     at.script(["slow"])
     message = send(app)
     assert message.status == MessageStatus.SENDING and message.provider_message_id is None
@@ -206,8 +205,7 @@ def test_twilio_signed_but_malformed_callback_is_400(
 def test_twilio_callback_matches_our_id_when_the_sid_was_never_recorded(
     make_app: Callable[..., Flask], tw: FakeTwilio
 ) -> None:
-    app = make_app(**tw.settings(), sms_timeout_seconds=0.3, sms_retry_base_seconds=60)
-    tw.slow_seconds = 0.6
+    app = make_app(**tw.settings(), sms_timeout_seconds=1.0, sms_retry_base_seconds=60)
     tw.script(["slow"])
     message = send(app, to=TZ)
     assert message.status == MessageStatus.SENDING and message.provider_message_id is None

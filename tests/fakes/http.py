@@ -4,9 +4,10 @@ Each provider stand-in subclasses `LoopbackServer` and answers in the provider's
 Scripted actions, one per coming request (then `default`):
 - `ok`: accept the message and answer at once.
 - `down`: answer 503 without accepting (the provider is unavailable).
-- `slow`: accept, then wait `slow_seconds` before answering (the client times out, but
-  the provider has the message: the dangerous case for exactly-once).
-- `hang`: wait `slow_seconds` without accepting, then answer 503.
+- `slow`: accept, then answer only once the client has given up waiting (its timeout ran
+  out): the provider has the message, the client does not know it, whatever the speed of
+  the machine. The dangerous case for exactly-once.
+- `hang`: wait, without accepting, until the client has given up; then answer 503.
 - `hold`: accept, set `held`, and answer only when the test sets `release`.
 - `drop`: close the connection without accepting or answering.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable
@@ -33,7 +33,6 @@ class LoopbackServer(ABC):
     def __init__(self) -> None:
         self.plan: deque[str] = deque()
         self.default = "ok"
-        self.slow_seconds = 1.0
         self.requests = 0
         self.held = threading.Event()
         self.release = threading.Event()
@@ -41,6 +40,7 @@ class LoopbackServer(ABC):
         self.connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._local = threading.local()  # the connection each handler thread serves
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self) -> Self:
@@ -94,10 +94,18 @@ class LoopbackServer(ABC):
     def pause(self, action: str) -> None:
         """Before answering: apply the timing part of an action."""
         if action in {"slow", "hang"}:
-            time.sleep(self.slow_seconds)
+            self._until_client_gives_up()
         elif action == "hold":
             self.held.set()
             self.release.wait(30)
+
+    def _until_client_gives_up(self) -> None:
+        """Wait until the client closes the connection, as it does when its timeout runs out
+        (at most 30 s): the answer then always comes too late, never just in time."""
+        connection: socket.socket = self._local.connection
+        connection.settimeout(30)
+        with contextlib.suppress(OSError):
+            connection.recv(1, socket.MSG_PEEK)  # b"" once the client has hung up
 
     # -- provider-specific --------------------------------------------------------------
     @abstractmethod
@@ -154,6 +162,7 @@ def _handler_for(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            server._local.connection = self.connection
             request = Request(
                 self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
             )
