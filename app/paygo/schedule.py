@@ -21,10 +21,8 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from redis import Redis
 from rq.cron import CronScheduler
 
 from paygo.backplane import Backplane
@@ -33,6 +31,10 @@ from paygo.messaging import reminders, reports, sending
 from paygo.models import utcnow
 from paygo.payments import tasks
 from paygo.settings import Settings
+
+if TYPE_CHECKING:  # types only: the web app and the worker have them loaded
+    from flask import Flask
+    from redis import Redis
 
 log = logging.getLogger(__name__)
 
